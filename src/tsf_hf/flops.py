@@ -1,0 +1,184 @@
+"""Analytical multiply-accumulate (MAC) counts of TimeSformer models.
+
+The count follows the paper's convention: only matrix products are counted, one MAC per multiply-add, i.e. the
+patch-embedding convolution, every linear layer (qkv, proj, the extra fc after all attention steps but the last,
+the MLP, the classifier) and the two products of attention, QK^T and AV. LayerNorm, softmax, GELU, additions,
+averages and position-table resizes are not counted. With this convention the paper's per-view costs of
+divided space-time attention are reproduced to 0.1 GMAC: 195.8 (base, 8x224), 1702.7 (HR, 16x448) and 2379.9
+(L, 96x224) GMACs (its "TFLOPs" column is these figures summed over 3 views).
+
+Tokens are counted as the model processes them: the cls token is copied into every group of an attention step
+that includes it (every step but the temporal one), so it passes through that step's qkv and proj once per group;
+a space-only model keeps one cls per frame throughout; an odd axis split in two by a sparse local/global step is
+padded by one masked position, which costs as much as a real token.
+
+Example:
+
+```python
+>>> from tsf_hf import TsfConfig
+>>> from tsf_hf.flops import count_macs
+>>> round(count_macs(TsfConfig.from_variant("base"), num_labels=400).total / 1e9, 1)
+195.8
+```
+"""
+
+import argparse
+from dataclasses import asdict, dataclass
+
+from .configuration_tsf import ATTENTION_TYPES, TsfConfig, _as_pair
+
+
+@dataclass(frozen=True)
+class StepGroups:
+    """How one attention step splits the tokens of one clip: `num_groups` groups of `group_size` tokens each (cls
+    and padding included where the step has them); `output_tokens` is the number of tokens of the step's output
+    once merged back (what the extra fc after the step is applied to)."""
+
+    name: str
+    num_groups: int
+    group_size: int
+    output_tokens: int
+
+    @property
+    def tokens(self) -> int:
+        """Tokens entering the step's qkv and proj, cls copies and padding included."""
+        return self.num_groups * self.group_size
+
+    @property
+    def token_pairs(self) -> int:
+        """Query-key pairs of the step: the entries of its attention maps, summed over groups."""
+        return self.num_groups * self.group_size**2
+
+
+@dataclass(frozen=True)
+class MacCount:
+    """Multiply-accumulates of one forward pass over one clip (one view), by kind of layer. `attention` is QK^T and
+    AV; `fc` is the extra Linear(D, D) after every attention step but the last."""
+
+    patch_embedding: int
+    qkv: int
+    attention: int
+    proj: int
+    fc: int
+    mlp: int
+    head: int
+
+    @property
+    def total(self) -> int:
+        """All MACs of the pass."""
+        return sum(asdict(self).values())
+
+    @property
+    def flops(self) -> int:
+        """Floating-point operations, counting a MAC as two."""
+        return 2 * self.total
+
+    def as_dict(self) -> dict[str, int]:
+        """The counts by kind, plus `total`."""
+        return {**asdict(self), "total": self.total}
+
+
+def _two_way_split(size: int) -> tuple[int, int]:
+    """(groups, positions per group) of an axis split in two halves or two parity classes; an odd axis is padded by
+    one masked position, which is computed like a real one. An axis of one position is not split."""
+    return (1, 1) if size == 1 else (2, (size + 1) // 2)
+
+
+def attention_step_groups(step: str, num_frames: int, grid_height: int, grid_width: int) -> StepGroups:
+    """The groups of one attention step (`space`, `joint`, `time`, `local`, `global`, `width`, `height`) for a clip
+    of `num_frames` frames of `grid_height` x `grid_width` patches."""
+    patches = grid_height * grid_width
+    if step == "time":
+        return StepGroups(step, patches, num_frames, patches * num_frames)
+    if step == "space":
+        num_groups, patches_per_group = num_frames, patches
+    elif step == "joint":
+        num_groups, patches_per_group = 1, patches * num_frames
+    elif step == "width":
+        num_groups, patches_per_group = num_frames * grid_height, grid_width
+    elif step == "height":
+        num_groups, patches_per_group = num_frames * grid_width, grid_height
+    elif step in ("local", "global"):
+        # local: 2x2 spatial blocks over all frames; global: parity classes of frames, rows and columns
+        splits = [_two_way_split(grid_height), _two_way_split(grid_width)]
+        splits.append(_two_way_split(num_frames) if step == "global" else (1, num_frames))
+        num_groups, patches_per_group = 1, 1
+        for axis_groups, axis_positions in splits:
+            num_groups *= axis_groups
+            patches_per_group *= axis_positions
+    else:
+        raise ValueError(f"step must be one of space, joint, time, local, global, width, height, got {step!r}")
+    # every step but the temporal one copies cls into each group; its merged output has cls once
+    return StepGroups(step, num_groups, 1 + patches_per_group, 1 + patches * num_frames)
+
+
+def count_macs(
+    config: TsfConfig,
+    num_frames: int | None = None,
+    image_size: int | tuple[int, int] | None = None,
+    num_labels: int | None = None,
+) -> MacCount:
+    """MACs of `TsfForVideoClassification(config)` on one clip of `num_frames` frames of `image_size` (an int or
+    `(height, width)`; both default to the config's). `num_labels` defaults to the config's; 0 leaves the head out
+    (`TsfModel`)."""
+    if not isinstance(config, TsfConfig):
+        raise TypeError(f"config must be a TsfConfig, got {type(config).__name__}")
+    if config.attention_type not in ATTENTION_TYPES:
+        raise ValueError(f"config.attention_type must be one of {ATTENTION_TYPES}, got {config.attention_type!r}")
+    num_frames = config.num_frames if num_frames is None else num_frames
+    height, width = config.image_height_width if image_size is None else _as_pair(image_size)
+    num_labels = config.num_labels if num_labels is None else num_labels
+    patch = config.patch_size
+    if num_frames < 1 or height < patch or width < patch or num_labels < 0:
+        raise ValueError(
+            f"need num_frames >= 1, height and width >= patch_size ({patch}) and num_labels >= 0, got "
+            f"num_frames={num_frames}, image_size=({height}, {width}), num_labels={num_labels}"
+        )
+    if (height % patch or width % patch) and not config.crop_to_patch_multiple:
+        raise ValueError(
+            f"image_size ({height}, {width}) is not a multiple of patch_size ({patch}); set "
+            "config.crop_to_patch_multiple=True to crop it"
+        )
+    grid_height, grid_width = height // patch, width // patch
+    patches = grid_height * grid_width
+    width_d = config.hidden_size
+
+    if config.attention_type == "space_only":
+        # Every frame is its own sequence of 1 + N tokens, with its own cls, through every block.
+        steps = [StepGroups("space", num_frames, 1 + patches, num_frames * (1 + patches))]
+        block_tokens = num_frames * (1 + patches)
+    else:
+        steps = [attention_step_groups(step, num_frames, grid_height, grid_width) for step in config.attention_steps]
+        block_tokens = 1 + patches * num_frames
+
+    layers = config.num_hidden_layers
+    return MacCount(
+        patch_embedding=num_frames * patches * config.num_channels * patch * patch * width_d,
+        qkv=layers * sum(step.tokens for step in steps) * width_d * 3 * width_d,
+        attention=layers * sum(step.token_pairs for step in steps) * 2 * width_d,
+        proj=layers * sum(step.tokens for step in steps) * width_d * width_d,
+        fc=layers * sum(step.output_tokens for step in steps[:-1]) * width_d * width_d,
+        mlp=layers * block_tokens * 2 * width_d * config.intermediate_size,
+        head=width_d * num_labels,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Prints the MACs of a variant and scheme: `python -m tsf_hf.flops --variant hr --attention_type axial`."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--variant", default="base", choices=("base", "hr", "large"))
+    parser.add_argument("--attention_type", default="divided_space_time", choices=ATTENTION_TYPES)
+    parser.add_argument("--num_frames", type=int, default=None, help="frames per clip (default: the variant's)")
+    parser.add_argument("--image_size", type=int, default=None, help="frame side (default: the variant's)")
+    parser.add_argument("--num_labels", type=int, default=400)
+    parser.add_argument("--views", type=int, default=1, help="views per video (the paper's test uses 3)")
+    args = parser.parse_args(argv)
+    config = TsfConfig.from_variant(args.variant, attention_type=args.attention_type)
+    count = count_macs(config, args.num_frames, args.image_size, args.num_labels)
+    for name, value in count.as_dict().items():
+        print(f"{name:>16}: {value / 1e9:10.3f} GMACs")
+    print(f"{f'x {args.views} views':>16}: {args.views * count.total / 1e12:10.3f} TMACs")
+
+
+if __name__ == "__main__":
+    main()
