@@ -1,0 +1,579 @@
+"""TimeSformer: space-time attention for video classification (Bertasius et al., ICML 2021)."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import PreTrainedModel
+from transformers import initialization as init
+from transformers.activations import ACT2FN
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_outputs import ImageClassifierOutput
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+from transformers.utils import ModelOutput
+
+from .configuration_tsf import TsfConfig
+
+
+# How each attention step splits the token grid (rows, cols, frames) into groups that attend within themselves.
+# Per axis: "group" (every index is its own group), "token" (the whole axis is inside one group), "block2" (two
+# contiguous halves are two groups) or "stride2" (indices of equal parity form a group). Odd sizes of the last two
+# are padded by one masked token. `attends_cls`: the cls token is copied into every group and its updates are
+# averaged over the groups; steps that do not attend to cls leave it unchanged.
+@dataclass(frozen=True)
+class StepGrouping:
+    rows: str
+    cols: str
+    frames: str
+    attends_cls: bool = True
+
+
+STEP_GROUPINGS = {
+    "time": StepGrouping(rows="group", cols="group", frames="token", attends_cls=False),
+    "space": StepGrouping(rows="token", cols="token", frames="group"),
+    "joint": StepGrouping(rows="token", cols="token", frames="token"),
+    "local": StepGrouping(rows="block2", cols="block2", frames="token"),
+    "global": StepGrouping(rows="stride2", cols="stride2", frames="stride2"),
+    "width": StepGrouping(rows="group", cols="token", frames="group"),
+    "height": StepGrouping(rows="token", cols="group", frames="group"),
+}
+
+
+@dataclass
+class TsfModelOutput(ModelOutput):
+    r"""
+    last_hidden_state (`torch.FloatTensor` of shape `(batch_size, 1 + num_patches * num_frames, hidden_size)`):
+        Final-normed tokens: cls, then patch-major / frame-minor (token `1 + n * num_frames + t`). For
+        `space_only` the per-frame sequences are averaged over frames first: `(batch_size, 1 + num_patches, hidden_size)`.
+    pooler_output (`torch.FloatTensor` of shape `(batch_size, hidden_size)`):
+        The final-normed cls token, the input of the classifier.
+    hidden_states (`tuple(torch.FloatTensor)`, *optional*):
+        The embeddings and the output of every block (before the final norm), in the layout of
+        `last_hidden_state`; for `space_only`, `(batch_size * num_frames, 1 + num_patches, hidden_size)`
+        per-frame sequences (frame-minor batch).
+    attentions (`tuple(dict[str, torch.FloatTensor])`, *optional*):
+        One dict per block, `{step name: weights of shape (batch_size * groups, num_heads, tokens, tokens)}` with
+        step names from `config.attention_steps`. Groups and tokens are laid out as `StepGrouping` describes:
+        group axes ordered frames, rows, cols; tokens cls first (when the step attends to it), then rows, cols,
+        frames.
+    """
+
+    last_hidden_state: torch.FloatTensor | None = None
+    pooler_output: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[dict[str, torch.FloatTensor], ...] | None = None
+
+
+def _axis_split(size: int, mode: str) -> tuple[int, int, bool]:
+    """(outer, inner, group_is_outer) factors of one padded axis, for a grouping `mode`."""
+    if mode == "group":
+        return size, 1, True
+    if mode == "token" or size == 1:
+        return 1, size, True
+    half = (size + 1) // 2
+    return (2, half, True) if mode == "block2" else (half, 2, False)
+
+
+class TokenGrouper:
+    """Reshapes patch tokens `(B, rows * cols * frames, D)` (patch-major, frame-minor) into attention groups
+    `(B * groups, tokens, D)` for one step, and back. Odd axes of `block2`/`stride2` steps are padded with one
+    masked token; `key_padding_mask` then says which tokens are real."""
+
+    def __init__(self, grouping: StepGrouping, num_frames: int, rows: int, cols: int):
+        self.sizes = (rows, cols, num_frames)
+        splits = [_axis_split(size, mode) for size, mode in zip(self.sizes, (grouping.rows, grouping.cols, grouping.frames))]
+        self.padded_sizes = tuple(outer * inner for outer, inner, _ in splits)
+        # view of the padded grid: (B, rows_outer, rows_inner, cols_outer, cols_inner, frames_outer, frames_inner, D)
+        self.view_shape = tuple(factor for outer, inner, _ in splits for factor in (outer, inner))
+        group_dims = [1 + 2 * axis + (0 if group_outer else 1) for axis, (_, _, group_outer) in enumerate(splits)]
+        token_dims = [1 + 2 * axis + (1 if group_outer else 0) for axis, (_, _, group_outer) in enumerate(splits)]
+        frames_axis, rows_axis, cols_axis = 2, 0, 1
+        self.permutation = (
+            0,
+            *(group_dims[axis] for axis in (frames_axis, rows_axis, cols_axis)),
+            *(token_dims[axis] for axis in (rows_axis, cols_axis, frames_axis)),
+            7,
+        )
+        self.inverse_permutation = tuple(self.permutation.index(dim) for dim in range(8))
+        self.num_groups = 1
+        for dim in self.permutation[1:4]:
+            self.num_groups *= self.view_shape[dim - 1]
+        self.num_tokens = 1
+        for dim in self.permutation[4:7]:
+            self.num_tokens *= self.view_shape[dim - 1]
+        self.is_padded = self.padded_sizes != self.sizes
+
+    def group(self, patches: torch.Tensor) -> torch.Tensor:
+        """`(B, rows * cols * frames, D)` -> `(B * groups, tokens, D)`."""
+        batch_size, _, hidden_size = patches.shape
+        grid = patches.view(batch_size, *self.sizes, hidden_size)
+        if self.is_padded:
+            pad = [0, 0]
+            for size, padded in zip(reversed(self.sizes), reversed(self.padded_sizes)):
+                pad += [0, padded - size]
+            grid = F.pad(grid, pad)
+        grid = grid.view(batch_size, *self.view_shape, hidden_size).permute(self.permutation)
+        return grid.reshape(batch_size * self.num_groups, self.num_tokens, hidden_size)
+
+    def ungroup(self, grouped: torch.Tensor, batch_size: int) -> torch.Tensor:
+        """`(B * groups, tokens, D)` -> `(B, rows * cols * frames, D)`, dropping padding."""
+        hidden_size = grouped.shape[-1]
+        permuted_shape = [batch_size] + [self.view_shape[dim - 1] for dim in self.permutation[1:7]] + [hidden_size]
+        grid = grouped.reshape(permuted_shape).permute(self.inverse_permutation)
+        grid = grid.reshape(batch_size, *self.padded_sizes, hidden_size)
+        if self.is_padded:
+            rows, cols, num_frames = self.sizes
+            grid = grid[:, :rows, :cols, :num_frames]
+        return grid.reshape(batch_size, -1, hidden_size)
+
+    def key_padding_mask(self, device: torch.device) -> torch.Tensor:
+        """`(groups, tokens)` bool, True for real tokens."""
+        real = torch.ones(1, self.sizes[0] * self.sizes[1] * self.sizes[2], 1, device=device)
+        return self.group(real)[..., 0] > 0
+
+
+def eager_attention_forward(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float,
+    dropout: float = 0.0,
+    **kwargs,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Plain softmax attention. q, k, v: `(groups, heads, tokens, head_dim)`; returns `(groups, tokens, heads,
+    head_dim)` and the weights `(groups, heads, tokens, tokens)`."""
+    attn_weights = torch.matmul(query, key.transpose(-1, -2)) * scaling
+    if attention_mask is not None:
+        attn_weights = attn_weights + attention_mask
+    attn_weights = F.softmax(attn_weights, dim=-1, dtype=torch.float32).to(query.dtype)
+    attn_weights = F.dropout(attn_weights, p=dropout, training=module.training)
+    attn_output = torch.matmul(attn_weights, value).transpose(1, 2).contiguous()
+    return attn_output, attn_weights
+
+
+def _attention_mask_for(
+    implementation: str, key_padding_mask: torch.Tensor, num_queries: int, dtype: torch.dtype
+) -> torch.Tensor:
+    """The mask format each attention backend expects, from a `(groups, tokens)` key padding mask."""
+    if implementation.startswith("flash"):
+        return key_padding_mask.to(torch.int32)
+    additive = torch.zeros(key_padding_mask.shape, dtype=dtype, device=key_padding_mask.device)
+    additive = additive.masked_fill(~key_padding_mask, torch.finfo(dtype).min)[:, None, None, :]
+    if implementation == "flex_attention":
+        additive = additive.expand(-1, -1, num_queries, -1)
+    return additive
+
+
+class TsfPatchEmbeddings(nn.Module):
+    """Per-frame patch embedding: Conv2d with kernel = stride = patch size."""
+
+    def __init__(self, config: TsfConfig):
+        super().__init__()
+        self.projection = nn.Conv2d(
+            config.num_channels, config.hidden_size, kernel_size=config.patch_size, stride=config.patch_size
+        )
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        """`(B * T, C, H, W)` -> `(B * T, D, rows, cols)`."""
+        return self.projection(frames)
+
+
+class TsfEmbeddings(nn.Module):
+    """Patch embedding, cls token, spatial and (for schemes that mix frames) temporal position tables."""
+
+    def __init__(self, config: TsfConfig):
+        super().__init__()
+        height, width = config.image_height_width
+        self.table_rows, self.table_cols = height // config.patch_size, width // config.patch_size
+        self.interpolation = config.position_embedding_interpolation
+        self.patch_embeddings = TsfPatchEmbeddings(config)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, config.hidden_size))
+        self.position_embeddings = nn.Parameter(
+            torch.zeros(1, 1 + self.table_rows * self.table_cols, config.hidden_size)
+        )
+        self.time_embeddings = (
+            nn.Parameter(torch.zeros(1, config.num_frames, config.hidden_size))
+            if config.attention_type != "space_only"
+            else None
+        )
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def spatial_table(self, rows: int, cols: int) -> torch.Tensor:
+        """Patch rows of the spatial table for a `rows x cols` grid, `(1, rows * cols, D)`. Resized as a 2-D grid only
+        when the patch count differs from the table's (as the original does)."""
+        table = self.position_embeddings[:, 1:]
+        if rows * cols == table.shape[1]:
+            return table
+        grid = table.reshape(1, self.table_rows, self.table_cols, -1).permute(0, 3, 1, 2)
+        grid = F.interpolate(grid, size=(rows, cols), mode=self.interpolation, **self._align(self.interpolation))
+        return grid.flatten(2).transpose(1, 2)
+
+    def temporal_table(self, num_frames: int) -> torch.Tensor:
+        """The temporal table for `num_frames` frames, `(1, num_frames, D)`, resized 1-D when it differs."""
+        table = self.time_embeddings
+        if num_frames == table.shape[1]:
+            return table
+        mode = "nearest" if self.interpolation == "nearest" else "linear"
+        return F.interpolate(table.transpose(1, 2), size=num_frames, mode=mode, **self._align(mode)).transpose(1, 2)
+
+    @staticmethod
+    def _align(mode: str) -> dict:
+        return {} if mode == "nearest" else {"align_corners": False}
+
+    def forward(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int, int]]:
+        """`(B, T, C, H, W)` -> tokens and the `(frames, rows, cols)` grid. Tokens are `(B, 1 + rows*cols*T, D)`
+        (cls, then patch-major / frame-minor), or for `space_only` `(B * T, 1 + rows*cols, D)` per-frame sequences."""
+        batch_size, num_frames = pixel_values.shape[:2]
+        patches = self.patch_embeddings(pixel_values.flatten(0, 1))
+        rows, cols = patches.shape[-2:]
+        patches = patches.flatten(2).transpose(1, 2)  # (B*T, N, D)
+        cls = (self.cls_token + self.position_embeddings[:, :1]).expand(patches.shape[0], -1, -1)
+        tokens = self.dropout(torch.cat([cls, patches + self.spatial_table(rows, cols)], dim=1))
+        if self.time_embeddings is None:
+            return tokens, (num_frames, rows, cols)
+        hidden_size = tokens.shape[-1]
+        cls = tokens[:batch_size, :1]
+        patches = tokens[:, 1:].reshape(batch_size, num_frames, rows * cols, hidden_size).transpose(1, 2)
+        patches = self.dropout(patches + self.temporal_table(num_frames).unsqueeze(1))  # (B, N, T, D)
+        return torch.cat([cls, patches.reshape(batch_size, -1, hidden_size)], dim=1), (num_frames, rows, cols)
+
+
+class TsfAttention(nn.Module):
+    """Multi-head self-attention within groups, through transformers' attention interface."""
+
+    def __init__(self, config: TsfConfig):
+        super().__init__()
+        self.config = config
+        self.num_heads = config.num_attention_heads
+        self.head_dim = config.hidden_size // config.num_attention_heads
+        self.scaling = self.head_dim**-0.5
+        self.dropout = config.attention_probs_dropout_prob
+        self.is_causal = False
+        self.qkv = nn.Linear(config.hidden_size, 3 * config.hidden_size, bias=config.qkv_bias)
+        self.proj = nn.Linear(config.hidden_size, config.hidden_size)
+        self.proj_dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        key_padding_mask: torch.Tensor | None = None,
+        output_attentions: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """`(groups, tokens, D)` -> `(groups, tokens, D)` and, if asked, the weights."""
+        num_groups, num_tokens, hidden_size = hidden_states.shape
+        qkv = self.qkv(hidden_states).view(num_groups, num_tokens, 3, self.num_heads, self.head_dim)
+        query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (groups, heads, tokens, head_dim)
+        implementation = "eager" if output_attentions else self.config._attn_implementation
+        attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(implementation, eager_attention_forward)
+        attention_mask = None
+        if key_padding_mask is not None:
+            attention_mask = _attention_mask_for(implementation, key_padding_mask, num_tokens, query.dtype)
+        attn_output, attn_weights = attention_interface(
+            self,
+            query,
+            key,
+            value,
+            attention_mask,
+            scaling=self.scaling,
+            dropout=self.dropout if self.training else 0.0,
+        )
+        attn_output = self.proj_dropout(self.proj(attn_output.reshape(num_groups, num_tokens, hidden_size)))
+        return attn_output, attn_weights if output_attentions else None
+
+
+class TsfDropPath(nn.Module):
+    """Stochastic depth: drops a residual branch for whole samples during training. Several tensors of the same
+    batch (e.g. the cls and patch parts of one residual) share one draw."""
+
+    def __init__(self, drop_prob: float):
+        super().__init__()
+        self.drop_prob = drop_prob
+
+    def forward(self, *residuals: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        if self.drop_prob > 0.0 and self.training:
+            keep_prob = 1.0 - self.drop_prob
+            first = residuals[0]
+            mask = first.new_empty((first.shape[0],) + (1,) * (first.ndim - 1)).bernoulli_(keep_prob) / keep_prob
+            residuals = tuple(residual * mask for residual in residuals)
+        return residuals[0] if len(residuals) == 1 else residuals
+
+    def extra_repr(self) -> str:
+        return f"p={self.drop_prob}"
+
+
+class TsfAttentionStep(nn.Module):
+    """One attention step of a block: norm -> attention within the step's groups, and for every step but the last
+    an extra Linear (the original's `temporal_fc`) on the residual."""
+
+    def __init__(self, config: TsfConfig, name: str, has_fc: bool):
+        super().__init__()
+        self.name = name
+        self.grouping = STEP_GROUPINGS[name]
+        self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.attention = TsfAttention(config)
+        self.fc = nn.Linear(config.hidden_size, config.hidden_size) if has_fc else None
+
+
+class TsfMLP(nn.Module):
+    def __init__(self, config: TsfConfig):
+        super().__init__()
+        self.fc1 = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.act = ACT2FN[config.hidden_act]
+        self.fc2 = nn.Linear(config.intermediate_size, config.hidden_size)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.fc2(self.dropout(self.act(self.fc1(hidden_states)))))
+
+
+class TsfLayer(GradientCheckpointingLayer):
+    """A block: the scheme's attention steps in order, then the MLP, each pre-norm with a residual."""
+
+    def __init__(self, config: TsfConfig, drop_path_rate: float):
+        super().__init__()
+        names = config.attention_steps
+        self.steps = nn.ModuleList(
+            TsfAttentionStep(config, name, has_fc=index < len(names) - 1) for index, name in enumerate(names)
+        )
+        self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.mlp = TsfMLP(config)
+        self.drop_path = TsfDropPath(drop_path_rate)
+
+    def forward(
+        self, hidden_states: torch.Tensor, grid: tuple[int, int, int], output_attentions: bool = False
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor] | None]:
+        """`hidden_states` `(B, 1 + rows*cols*frames, D)` on the `(frames, rows, cols)` grid."""
+        cls, patches = hidden_states[:, :1], hidden_states[:, 1:]
+        attentions = {} if output_attentions else None
+        for step in self.steps:
+            cls, patches, weights = self.attention_step(step, cls, patches, grid, output_attentions)
+            if output_attentions:
+                attentions[step.name] = weights
+        hidden_states = torch.cat([cls, patches], dim=1)
+        hidden_states = hidden_states + self.drop_path(self.mlp(self.norm(hidden_states)))
+        return hidden_states, attentions
+
+    def attention_step(
+        self,
+        step: TsfAttentionStep,
+        cls: torch.Tensor,
+        patches: torch.Tensor,
+        grid: tuple[int, int, int],
+        output_attentions: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Applies one attention step with its residual: `cls` `(B, 1, D)` and `patches` `(B, rows*cols*frames, D)`
+        in, updated `cls` and `patches` (and the step's attention weights, if asked) out."""
+        batch_size = patches.shape[0]
+        grouper = TokenGrouper(step.grouping, *grid)
+        grouped = grouper.group(patches)
+        key_padding_mask = grouper.key_padding_mask(patches.device) if grouper.is_padded else None
+        if step.grouping.attends_cls:
+            cls_copies = cls.expand(-1, grouper.num_groups, -1).reshape(-1, 1, cls.shape[-1])
+            grouped = torch.cat([cls_copies, grouped], dim=1)
+            if key_padding_mask is not None:
+                key_padding_mask = F.pad(key_padding_mask, (1, 0), value=True)
+        if key_padding_mask is not None:
+            key_padding_mask = key_padding_mask.repeat(batch_size, 1)
+        residual, weights = step.attention(step.norm(grouped), key_padding_mask, output_attentions)
+        if not step.grouping.attends_cls:
+            patch_residual = self.drop_path(grouper.ungroup(residual, batch_size))
+            return cls, patches + (step.fc(patch_residual) if step.fc is not None else patch_residual), weights
+        # cls: (B * groups, 1, D) -> mean over a video's groups -> (B, 1, D)
+        cls_residual = residual[:, :1].reshape(batch_size, grouper.num_groups, -1).mean(1, keepdim=True)
+        cls_residual, patch_residual = self.drop_path(cls_residual, grouper.ungroup(residual[:, 1:], batch_size))
+        if step.fc is not None:
+            cls_residual, patch_residual = step.fc(cls_residual), step.fc(patch_residual)
+        cls, patches = cls + cls_residual, patches + patch_residual
+        return cls, patches, weights
+
+
+class TsfPreTrainedModel(PreTrainedModel):
+    config: TsfConfig
+    base_model_prefix = "tsf"
+    main_input_name = "pixel_values"
+    input_modalities = "video"
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["TsfEmbeddings", "TsfLayer"]
+    _supports_sdpa = True
+    _supports_flash_attn = True
+    _supports_flex_attn = True
+    _supports_attention_backend = True
+    _can_compile_fullgraph = True
+
+    def _init_weights(self, module: nn.Module) -> None:
+        """As the original: truncated normal for linear and conv weights, cls and spatial table; zero biases, temporal
+        table and every step's extra fc (so a block starts as its last step alone)."""
+        std = self.config.initializer_range
+        if isinstance(module, (nn.Linear, nn.Conv2d)):
+            init.trunc_normal_(module.weight, mean=0.0, std=std)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.LayerNorm):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+        elif isinstance(module, TsfEmbeddings):
+            init.trunc_normal_(module.cls_token, mean=0.0, std=std)
+            init.trunc_normal_(module.position_embeddings, mean=0.0, std=std)
+            if module.time_embeddings is not None:
+                init.zeros_(module.time_embeddings)
+        elif isinstance(module, TsfAttentionStep) and module.fc is not None:
+            init.zeros_(module.fc.weight)
+            init.zeros_(module.fc.bias)
+
+
+class TsfModel(TsfPreTrainedModel):
+    """The TimeSformer encoder: embeddings, blocks, final norm. Outputs `TsfModelOutput`."""
+
+    def __init__(self, config: TsfConfig):
+        super().__init__(config)
+        self.embeddings = TsfEmbeddings(config)
+        depth = config.num_hidden_layers
+        drop_path_rates = [index * config.drop_path_rate / max(depth - 1, 1) for index in range(depth)]
+        self.layers = nn.ModuleList(TsfLayer(config, rate) for rate in drop_path_rates)
+        self.layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.embeddings.patch_embeddings
+
+    def check_pixel_values(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Validates `(B, T, C, H, W)` input and returns it cast to the model's dtype (cropped to a multiple of the
+        patch size when `config.crop_to_patch_multiple`)."""
+        config = self.config
+        if not isinstance(pixel_values, torch.Tensor):
+            raise TypeError(f"pixel_values must be a torch.Tensor, got {type(pixel_values).__name__}")
+        if not pixel_values.is_floating_point():
+            raise TypeError(
+                f"pixel_values must be a floating-point tensor (normalised frames, e.g. from TsfVideoProcessor), "
+                f"got dtype {pixel_values.dtype}"
+            )
+        if pixel_values.ndim != 5:
+            raise ValueError(
+                f"pixel_values must have shape (batch_size, num_frames, num_channels, height, width), got a "
+                f"{pixel_values.ndim}-D tensor of shape {tuple(pixel_values.shape)}"
+            )
+        batch_size, num_frames, num_channels, height, width = pixel_values.shape
+        if num_channels != config.num_channels:
+            hint = ""
+            if pixel_values.shape[1] == config.num_channels:
+                hint = "; it looks like (batch_size, num_channels, num_frames, height, width): use .transpose(1, 2)"
+            raise ValueError(
+                f"pixel_values must have {config.num_channels} channels in dimension 2 of (batch_size, num_frames, "
+                f"num_channels, height, width), got shape {tuple(pixel_values.shape)}{hint}"
+            )
+        if batch_size == 0 or num_frames == 0:
+            raise ValueError(f"pixel_values needs at least one video and one frame, got shape {tuple(pixel_values.shape)}")
+        patch_size = config.patch_size
+        if height < patch_size or width < patch_size:
+            raise ValueError(f"frames must be at least {patch_size}x{patch_size} (patch_size), got {height}x{width}")
+        if height % patch_size or width % patch_size:
+            if not config.crop_to_patch_multiple:
+                raise ValueError(
+                    f"frame height and width must be multiples of patch_size ({patch_size}), got {height}x{width}; "
+                    f"resize the frames or set config.crop_to_patch_multiple=True to crop the remainder"
+                )
+            pixel_values = pixel_values[..., : height - height % patch_size, : width - width % patch_size]
+        return pixel_values.to(self.embeddings.patch_embeddings.projection.weight.dtype)
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> TsfModelOutput | tuple:
+        r"""
+        pixel_values (`torch.FloatTensor` of shape `(batch_size, num_frames, num_channels, height, width)`):
+            Normalised frames (`TsfVideoProcessor`). Any frame count and any height/width divisible by the patch
+            size; position tables are resized to the input.
+        """
+        config = self.config
+        output_attentions = output_attentions if output_attentions is not None else config.output_attentions
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else config.output_hidden_states
+        )
+        return_dict = return_dict if return_dict is not None else config.return_dict
+        pixel_values = self.check_pixel_values(pixel_values)
+        batch_size, num_frames = pixel_values.shape[:2]
+
+        hidden_states, (frames, rows, cols) = self.embeddings(pixel_values)
+        # space_only: frames are independent one-frame sequences in the batch
+        grid = (1, rows, cols) if config.attention_type == "space_only" else (frames, rows, cols)
+        all_hidden_states = (hidden_states,) if output_hidden_states else None
+        all_attentions = () if output_attentions else None
+        for layer in self.layers:
+            hidden_states, attentions = layer(hidden_states, grid, output_attentions=output_attentions)
+            if output_hidden_states:
+                all_hidden_states += (hidden_states,)
+            if output_attentions:
+                all_attentions += (attentions,)
+        if config.attention_type == "space_only":
+            hidden_states = hidden_states.view(batch_size, num_frames, *hidden_states.shape[1:]).mean(1)
+        sequence_output = self.layernorm(hidden_states)
+        output = TsfModelOutput(
+            last_hidden_state=sequence_output,
+            pooler_output=sequence_output[:, 0],
+            hidden_states=all_hidden_states,
+            attentions=all_attentions,
+        )
+        return output if return_dict else output.to_tuple()
+
+
+class TsfForVideoClassification(TsfPreTrainedModel):
+    """TimeSformer with a linear head on the final-normed cls token. Accepts `(B, T, C, H, W)`, or
+    `(B, V, T, C, H, W)` with V views of each video (e.g. 1 clip x 3 crops) whose logits are averaged."""
+
+    def __init__(self, config: TsfConfig):
+        super().__init__(config)
+        self.tsf = TsfModel(config)
+        self.classifier = (
+            nn.Linear(config.hidden_size, config.num_labels) if config.num_labels > 0 else nn.Identity()
+        )
+        self.post_init()
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> ImageClassifierOutput | tuple:
+        r"""
+        pixel_values (`torch.FloatTensor` of shape `(batch_size, [num_views,] num_frames, num_channels, height, width)`):
+            Normalised frames. With a views dimension, logits are the mean over a video's views; hidden states and
+            attentions are then per view (`batch_size * num_views` first).
+        labels (`torch.LongTensor` of shape `(batch_size,)` or `torch.FloatTensor` of shape `(batch_size, num_labels)`):
+            Class indices (single-label), multi-hot targets (multi-label) or values (regression, `num_labels == 1`);
+            the loss follows `config.problem_type`.
+        """
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        num_views = None
+        if isinstance(pixel_values, torch.Tensor) and pixel_values.ndim == 6:
+            batch_size, num_views = pixel_values.shape[:2]
+            pixel_values = pixel_values.flatten(0, 1)
+        outputs = self.tsf(
+            pixel_values,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+        )
+        logits = self.classifier(outputs.pooler_output)
+        if num_views is not None:
+            logits = logits.view(batch_size, num_views, -1).mean(1)
+        loss = None
+        if labels is not None:
+            if labels.shape[0] != logits.shape[0]:
+                raise ValueError(f"labels has {labels.shape[0]} rows for {logits.shape[0]} videos")
+            loss = self.loss_function(labels, logits, self.config)
+        output = ImageClassifierOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
+        return output if return_dict else output.to_tuple()
+
+
+__all__ = ["TsfModel", "TsfForVideoClassification", "TsfPreTrainedModel"]
