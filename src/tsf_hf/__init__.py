@@ -4,10 +4,12 @@ Importing the package registers the tsf classes with transformers' Auto classes;
 (`auto_map`), so they load with `trust_remote_code=True` where tsf_hf is not installed.
 """
 
-from transformers import AutoConfig, AutoModel, AutoModelForVideoClassification
+from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoModelForVideoClassification, AutoVideoProcessor
 
 from .configuration_tsf import ATTENTION_TYPES, VARIANTS, TsfConfig
+from .image_processing_tsf import TsfImageProcessor
 from .modeling_tsf import TsfForVideoClassification, TsfModel, TsfPreTrainedModel
+from .video_processing_tsf import TsfVideoProcessor
 
 
 AutoConfig.register(TsfConfig.model_type, TsfConfig, exist_ok=True)
@@ -16,12 +18,18 @@ AutoModelForVideoClassification.register(TsfConfig, TsfForVideoClassification, e
 TsfConfig.register_for_auto_class()
 TsfModel.register_for_auto_class("AutoModel")
 TsfForVideoClassification.register_for_auto_class("AutoModelForVideoClassification")
+AutoVideoProcessor.register(TsfConfig, TsfVideoProcessor, exist_ok=True)
+AutoImageProcessor.register(TsfConfig, image_processor_classes={"torchvision": TsfImageProcessor}, exist_ok=True)
+TsfVideoProcessor.register_for_auto_class("AutoVideoProcessor")
+TsfImageProcessor.register_for_auto_class("AutoImageProcessor")
 
 __all__ = [
     "ATTENTION_TYPES",
     "VARIANTS",
     "TsfConfig",
     "TsfForVideoClassification",
+    "TsfImageProcessor",
     "TsfModel",
     "TsfPreTrainedModel",
+    "TsfVideoProcessor",
 ]
