@@ -160,7 +160,7 @@ def _frame_to_tensor(frame: Any, name: str) -> torch.Tensor:
     if isinstance(frame, Image.Image):
         if frame.mode not in ("RGB", "L", "RGBA"):
             frame = frame.convert("RGB")
-        frame = np.asarray(frame)
+        frame = np.array(frame)
     if isinstance(frame, np.ndarray):
         frame = torch.from_numpy(np.ascontiguousarray(frame))
         if frame.ndim == 2:
@@ -203,6 +203,9 @@ class PyAVReader(VideoReader):
         except av.FFmpegError as error:
             self._container.close()
             raise ValueError(f"{name}: the video data is corrupted ({error})") from error
+        except ValueError:
+            self._container.close()
+            raise
         if self.num_frames == 0:
             self._container.close()
             raise ValueError(f"{name}: the video stream has no frames")
@@ -225,9 +228,15 @@ class PyAVReader(VideoReader):
                 all_pts.append(packet.pts)
                 if packet.is_keyframe:
                     keyframe_pts.append(packet.pts)
-        self.num_frames = count or (self._stream.frames or 0)
-        # Frame indices come from timestamps; streams without them (or without a rate) decode sequentially.
-        self._seekable = bool(all_pts) and len(all_pts) == count and self.fps is not None
+        if count < (self._stream.frames or 0):
+            raise ValueError(
+                f"{self.name}: the file is truncated: its header lists {self._stream.frames} video frames but only "
+                f"{count} are present"
+            )
+        self.num_frames = count
+        # Frame indices come from timestamps; streams without them, without a rate or without keyframe flags decode
+        # sequentially from the start.
+        self._seekable = bool(keyframe_pts) and len(all_pts) == count and self.fps is not None
         self._first_pts = min(all_pts) if all_pts else 0
         self._keyframes = sorted(self._frame_index(pts) for pts in keyframe_pts) if self._seekable else [0]
         self._keyframe_pts = dict(zip(self._keyframes, sorted(keyframe_pts)))
@@ -545,7 +554,7 @@ class TsfProcessingMixin:
     num_spatial_crops = 1
     clip_alignment = "center"
     channel_order = "rgb"
-    train_short_side_range = (256, 320)
+    train_short_side_range = [256, 320]
     train_flip = True
     video_backend = "auto"
 

