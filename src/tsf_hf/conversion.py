@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from .configuration_tsf import ATTENTION_STEPS, TsfConfig
-from .modeling_tsf import TsfForVideoClassification, TsfModel
+from .modeling_tsf import TsfForVideoClassification
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -821,12 +821,13 @@ _HOWTO100M_CLIPS = {8: 48, 32: 12, 64: 6, 96: 4}
 """Clips per video in the paper's HowTo100M evaluation, by frames per clip."""
 
 
-def build_video_processor(config: TsfConfig, dataset: str | None = None, sampling_rate: int | None = None):
-    """The `TsfVideoProcessor` of a checkpoint's evaluation protocol: its frame count and crop, the dataset's frame
-    sampling (dense clips at the checkpoint's rate for Kinetics and HowTo100M, segments for Something-Something-v2),
-    3 spatial crops for the zoo datasets (the paper's 1x3 views; HowTo100M: the paper's clips per video, centre crop)
-    and BGR frames without training flips for Something-Something-v2. Unknown datasets get uniform sampling and one
-    centre crop."""
+def build_processors(config: TsfConfig, dataset: str | None = None, sampling_rate: int | None = None) -> tuple:
+    """The `(TsfVideoProcessor, TsfImageProcessor)` of a checkpoint's evaluation protocol: its frame count and crop,
+    the dataset's frame sampling (dense clips at the checkpoint's rate for Kinetics and HowTo100M, segments for
+    Something-Something-v2), 3 spatial crops for the zoo datasets (the paper's 1x3 views; HowTo100M: the paper's
+    clips per video, centre crop) and BGR frames without training flips for Something-Something-v2. Unknown datasets
+    get uniform sampling and one centre crop."""
+    from .image_processing_tsf import TsfImageProcessor
     from .video_processing_tsf import TsfVideoProcessor
 
     height, width = config.image_height_width
@@ -849,13 +850,13 @@ def build_video_processor(config: TsfConfig, dataset: str | None = None, samplin
             kwargs["sampling_rate"] = rate
         if spec.key == "howto100m":
             kwargs.update(num_spatial_crops=1, num_temporal_clips=_HOWTO100M_CLIPS.get(config.num_frames, 1))
-    return TsfVideoProcessor(**kwargs)
+    return TsfVideoProcessor(**kwargs), TsfImageProcessor(**kwargs)
 
 
 def _variant_name(config: TsfConfig) -> str:
     height, width = config.image_height_width
     names = {(8, 224): "base", (16, 448): "HR (high resolution)", (96, 224): "L (long range)", (64, 224): "L (long range)"}
-    return names.get((config.num_frames, height if height == width else -1), "custom")
+    return names.get((config.num_frames, height if height == width else -1), "(custom size)")
 
 
 def model_card(
@@ -883,7 +884,7 @@ def model_card(
         "- tsf_hf",
         "---",
         "",
-        f"# TimeSformer {_variant_name(config)}, {spec.name if spec else 'custom classes'}",
+        f"# TimeSformer {_variant_name(config)}" + (f", {spec.name}" if spec else ""),
         "",
         "TimeSformer (Bertasius, Wang and Torresani, *Is Space-Time Attention All You Need for Video Understanding?*, "
         "ICML 2021, [arXiv:2102.05095](https://arxiv.org/abs/2102.05095)) as a Hugging Face Transformers model "
@@ -908,7 +909,7 @@ def model_card(
             + f", {video_processor.num_temporal_clips} clip(s) x {video_processor.num_spatial_crops} crop(s), "
             f"{video_processor.channel_order.upper()} frames, mean 0.45 / std 0.225"
         )
-        lines.append(f"- Preprocessing (`video_preprocessor_config.json`): {settings}.")
+        lines.append(f"- Preprocessing (`video_preprocessor_config.json`, `preprocessor_config.json`): {settings}.")
     if verification:
         lines.append(f"- Verification: {verification}")
     if license == "cc-by-nc-4.0":
@@ -952,27 +953,19 @@ def model_card(
     return "\n".join(lines)
 
 
-def save_converted(model: TsfForVideoClassification, output_dir: str | os.PathLike, video_processor, card: str) -> Path:
+def save_converted(model: TsfForVideoClassification, output_dir: str | os.PathLike, processors: tuple, card: str) -> Path:
     """Writes a complete model folder: `config.json` (with `auto_map` for `AutoConfig`, `AutoModel` and
-    `AutoModelForVideoClassification`), `model.safetensors`, the video processor config, the remote-code files
-    (`configuration_tsf.py`, `modeling_tsf.py`, `video_processing_tsf.py`) and `README.md`."""
+    `AutoModelForVideoClassification`), `model.safetensors`, the processors' configs
+    (`video_preprocessor_config.json`, `preprocessor_config.json`), the remote-code files they need
+    (`configuration_tsf.py`, `modeling_tsf.py`, `video_processing_tsf.py`, `image_processing_tsf.py`) and
+    `README.md`."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    classes = (type(model.config), TsfModel, TsfForVideoClassification)
-    previous = [cls.__dict__.get("_auto_class") for cls in classes]
-    try:
-        type(model.config).register_for_auto_class()
-        TsfForVideoClassification.register_for_auto_class("AutoModelForVideoClassification")
-        model.config.auto_map = {"AutoModel": "modeling_tsf.TsfModel"}
-        model.save_pretrained(output_dir, safe_serialization=True)
-    finally:
-        for cls, value in zip(classes, previous):
-            if value is None:
-                cls._auto_class = None
-            else:
-                cls._auto_class = value
-    if video_processor is not None:
-        video_processor.save_pretrained(output_dir)
+    # the package registers the tsf classes for auto_map; only the saved class enters it by itself
+    model.config.auto_map = {"AutoModel": "modeling_tsf.TsfModel"}
+    model.save_pretrained(output_dir, safe_serialization=True)
+    for processor in processors:
+        processor.save_pretrained(output_dir)
     (output_dir / "README.md").write_text(card, encoding="utf-8")
     return output_dir
 
@@ -1049,12 +1042,12 @@ def _finish(
         return result
     if output_dir is None:
         raise ValueError("push_to_hub needs an output_dir to write the folder that is uploaded")
-    processor = build_video_processor(result.model.config, result.dataset, sampling_rate)
+    processors = build_processors(result.model.config, result.dataset, sampling_rate)
     verification = None
     if result.max_abs_difference is not None:
         verification = f"max |logit difference| to {result.reference} on a random input: {result.max_abs_difference:.2e}."
-    card = model_card(result.model.config, source, result.dataset, license, processor, verification, push_to_hub)
-    result.output_dir = save_converted(result.model, output_dir, processor, card)
+    card = model_card(result.model.config, source, result.dataset, license, processors[0], verification, push_to_hub)
+    result.output_dir = save_converted(result.model, output_dir, processors, card)
     if push_to_hub is not None:
         result.repo_id = push_folder_to_hub(output_dir, push_to_hub, token=hub_token)
     return result
@@ -1225,7 +1218,7 @@ __all__ = [
     "ConversionResult",
     "UnsafeCheckpointError",
     "VerificationError",
-    "build_video_processor",
+    "build_processors",
     "canonical_vit_state_dict",
     "convert_imagenet_vit",
     "convert_original_checkpoint",
