@@ -365,3 +365,16 @@ def test_bad_frames_are_named():
         processor([[]])
     with pytest.raises(ValueError, match="video 0: a video dict needs a 'path' or 'bytes' entry"):
         processor([{"path": None, "bytes": None}])
+
+
+def test_torchcodec_backend(small_video):
+    from transformers.utils import is_torchcodec_usable
+
+    if not is_torchcodec_usable(decode="video"):
+        with pytest.raises(ImportError, match="torchcodec"):
+            open_video(small_video, backend="torchcodec")
+        return
+    with open_video(small_video, backend="torchcodec") as reader:
+        assert reader.num_frames == 40 and reader.fps == 30
+        frames = reader.get_frames([3, 17, 39])
+    np.testing.assert_array_equal(frames.permute(0, 2, 3, 1).numpy(), decode_all(small_video)[[3, 17, 39]])

@@ -312,8 +312,10 @@ class TorchCodecReader(VideoReader):
     backend = "torchcodec"
 
     def __init__(self, source: Any, name: str):
-        from torchcodec.decoders import VideoDecoder
-
+        if is_torchcodec_usable(decode="video"):
+            from torchcodec.decoders import VideoDecoder
+        else:
+            raise ImportError(f"{name}: the torchcodec backend needs torchcodec and the FFmpeg libraries it loads")
         self.name = name
         try:
             self._decoder = VideoDecoder(source, seek_mode="exact", dimension_order="NCHW")

