@@ -560,8 +560,9 @@ class TsfProcessingMixin:
     train_flip = True
     video_backend = "auto"
 
-    def _settings(self, kwargs: dict[str, Any]) -> dict[str, Any]:
-        """Call kwargs over instance settings, validated."""
+    def resolve_settings(self, **kwargs) -> dict[str, Any]:
+        """The processor's settings with call kwargs (and `train`, `generator`) applied, validated: what
+        `transform_clip` and the sampling take."""
         for key in _UNSUPPORTED_KWARGS:
             if kwargs.get(key) is not None:
                 raise ValueError(f"{type(self).__name__} does not support `{key}`, got {kwargs[key]!r}")
@@ -603,7 +604,7 @@ class TsfProcessingMixin:
     def transform_clip(self, frames: torch.Tensor, settings: dict[str, Any] | None = None) -> torch.Tensor:
         """Spatial views of one clip: `(T, C, H, W)` frames (0-255) to `(S, T, C, h, w)` normalised views,
         S = `num_spatial_crops` (1 in training: a random short side, random crop and optional flip)."""
-        settings = settings if settings is not None else self._settings({})
+        settings = settings if settings is not None else self.resolve_settings()
         generator, train = settings["generator"], settings["train"]
         frames = frames.float()
         if settings["channel_order"] == "bgr":
@@ -638,29 +639,29 @@ class TsfProcessingMixin:
             views = (views - mean) / std
         return views
 
-    def _process_video(self, reader: VideoReader, settings: dict[str, Any], fps: float | None) -> tuple:
-        """(V, T, C, h, w) views of one opened video and the sampled indices (clips, T)."""
-        if settings["do_sample_frames"]:
-            indices = sample_clip_indices(
-                reader.num_frames,
-                settings["num_frames"],
-                strategy=settings["sampling_strategy"],
-                num_clips=settings["num_temporal_clips"],
-                source_fps=fps,
-                target_fps=settings["target_fps"],
-                sampling_rate=settings["sampling_rate"],
-                clip_alignment=settings["clip_alignment"],
-                train=settings["train"],
-                generator=settings["generator"],
-            )
-        else:
-            indices = np.arange(reader.num_frames)[None]
-        frames = reader.get_frames(indices.reshape(-1))
+    def clip_indices(self, num_source_frames: int, fps: float | None, settings: dict[str, Any]) -> np.ndarray:
+        """Frame indices `(clips, T)` the settings sample from a video of `num_source_frames` frames at `fps`
+        (all frames, as one clip, when `do_sample_frames` is off)."""
+        if not settings["do_sample_frames"]:
+            return np.arange(num_source_frames)[None]
+        return sample_clip_indices(
+            num_source_frames,
+            settings["num_frames"],
+            strategy=settings["sampling_strategy"],
+            num_clips=settings["num_temporal_clips"],
+            source_fps=fps,
+            target_fps=settings["target_fps"],
+            sampling_rate=settings["sampling_rate"],
+            clip_alignment=settings["clip_alignment"],
+            train=settings["train"],
+            generator=settings["generator"],
+        )
+
+    def views_of_clips(self, frames: torch.Tensor, settings: dict[str, Any]) -> torch.Tensor:
+        """`(clips, T, C, H, W)` frames (0-255) to `(clips * S, T, C, h, w)` views, clip-major."""
         if settings["device"] is not None:
             frames = frames.to(settings["device"])
-        clips = frames.reshape(indices.shape + frames.shape[1:])
-        views = torch.cat([self.transform_clip(clip, settings) for clip in clips])
-        return views, indices
+        return torch.cat([self.transform_clip(clip, settings) for clip in frames])
 
     def _split_videos(self, videos: Any) -> list:
         """The videos of a call: one video, or a batch (list / 5-D array)."""
@@ -689,7 +690,7 @@ class TsfProcessingMixin:
             Any setting of the processor (`num_frames`, `sampling_strategy`, ...) can be overridden per call.
         """
         return_tensors = kwargs.get("return_tensors")
-        settings = self._settings(kwargs)
+        settings = self.resolve_settings(**kwargs)
         batch = self._split_videos(videos)
         metadata = settings["video_metadata"]
         if metadata is not None and not isinstance(metadata, (list, tuple)):
@@ -707,7 +708,9 @@ class TsfProcessingMixin:
                 fps = reader.fps
                 if metadata is not None and metadata[index] is not None:
                     fps = dict(metadata[index]).get("fps") or fps
-                views, indices = self._process_video(reader, settings, fps)
+                indices = self.clip_indices(reader.num_frames, fps, settings)
+                frames = reader.get_frames(indices.reshape(-1))
+                views = self.views_of_clips(frames.reshape(indices.shape + frames.shape[1:]), settings)
                 height, width = reader.frame_size
                 all_metadata.append(
                     VideoMetadata(
