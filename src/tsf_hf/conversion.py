@@ -203,17 +203,23 @@ def load_checkpoint_file(path: str | os.PathLike, allow_unsafe_pickle: bool = Fa
             return load_file(str(path))
         except Exception as error:  # safetensors raises its own error types for corrupt headers
             raise ValueError(f"{path} is not a readable safetensors file: {error}") from error
+    with open(path, "rb") as file:
+        is_zip_archive = file.read(4) == b"PK\x03\x04"
+    if is_zip_archive and not zipfile.is_zipfile(path):
+        raise ValueError(f"{path} is an incomplete zip archive: the checkpoint is truncated or not a checkpoint")
     try:
         return torch.load(path, map_location="cpu", weights_only=not allow_unsafe_pickle)
     except pickle.UnpicklingError as error:
-        if "Weights only load failed" in str(error):
-            raise UnsafeCheckpointError(
-                f"{path} holds Python objects that loading it would have to execute (arbitrary code), so it was "
-                f"refused and nothing in it was run. Released TimeSformer checkpoints load without this. If you trust "
-                f"the file's source, opt in with allow_unsafe_pickle=True (--allow_unsafe_pickle on the command "
-                f"line). Detail: {str(error).splitlines()[-1] if str(error) else error}"
-            ) from error
-        raise ValueError(f"{path} is not a PyTorch checkpoint (unpickling failed: {error})") from error
+        message = str(error)
+        if "Unsupported global" not in message:
+            raise ValueError(f"{path} is not a PyTorch checkpoint (unpickling failed: {message})") from error
+        detail = next(line.strip() for line in message.splitlines() if "Unsupported global" in line)
+        raise UnsafeCheckpointError(
+            f"{path} holds Python objects that loading it would have to execute (arbitrary code), so it was refused "
+            f"and nothing in it was run. Released TimeSformer checkpoints load without this. If you trust the file's "
+            f"source, opt in with allow_unsafe_pickle=True (--allow_unsafe_pickle on the command line). Detail: "
+            f"{detail}"
+        ) from error
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as error:
         raise ValueError(
             f"{path} could not be read as a PyTorch checkpoint; it may be truncated or not a checkpoint "
