@@ -976,13 +976,21 @@ def save_converted(model: TsfForVideoClassification, output_dir: str | os.PathLi
     return output_dir
 
 
-def push_folder_to_hub(folder: str | os.PathLike, repo_id: str, token: str | None = None, private: bool | None = None) -> str:
-    """Creates the Hub model repo `repo_id` if needed and uploads `folder` in one commit; returns the repo id."""
+def create_hub_repo(repo_id: str, token: str | None = None, private: bool | None = None) -> str:
+    """Creates the Hub model repo `repo_id` if needed; returns its full id (with the user's namespace)."""
     from huggingface_hub import HfApi
 
-    api = HfApi(token=token)
-    repo_id = api.create_repo(repo_id, exist_ok=True, private=private).repo_id
-    api.upload_folder(folder_path=str(folder), repo_id=repo_id, commit_message="Upload converted TimeSformer")
+    return HfApi(token=token).create_repo(repo_id, exist_ok=True, private=private).repo_id
+
+
+def push_folder_to_hub(folder: str | os.PathLike, repo_id: str, token: str | None = None) -> str:
+    """Uploads `folder` to the Hub model repo `repo_id` (created if needed) in one commit; returns the full repo id."""
+    from huggingface_hub import HfApi
+
+    repo_id = create_hub_repo(repo_id, token)
+    HfApi(token=token).upload_folder(
+        folder_path=str(folder), repo_id=repo_id, commit_message="Upload converted TimeSformer"
+    )
     return repo_id
 
 
@@ -1052,10 +1060,12 @@ def _finish(
     verification = None
     if result.max_abs_difference is not None:
         verification = f"max |logit difference| to {result.reference} on a random input: {result.max_abs_difference:.2e}."
-    card = model_card(result.model.config, source, result.dataset, license, processors[0], verification, push_to_hub)
-    result.output_dir = save_converted(result.model, output_dir, processors, card)
     if push_to_hub is not None:
-        result.repo_id = push_folder_to_hub(output_dir, push_to_hub, token=hub_token)
+        result.repo_id = create_hub_repo(push_to_hub, hub_token)  # the card names the full repo id
+    card = model_card(result.model.config, source, result.dataset, license, processors[0], verification, result.repo_id)
+    result.output_dir = save_converted(result.model, output_dir, processors, card)
+    if result.repo_id is not None:
+        push_folder_to_hub(output_dir, result.repo_id, token=hub_token)
     return result
 
 
@@ -1229,6 +1239,7 @@ __all__ = [
     "convert_imagenet_vit",
     "convert_original_checkpoint",
     "convert_transformers_timesformer",
+    "create_hub_repo",
     "extract_state_dict",
     "guess_dataset",
     "infer_original_config",

@@ -1,0 +1,100 @@
+"""Uploading converted folders to the Hub (a loopback mock) and loading them back where tsf_hf is not installed."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from huggingface_hub import HfApi, hf_hub_download
+from huggingface_hub.errors import EntryNotFoundError
+
+from hub_mock import mock_hub  # noqa: F401  (pytest fixture)
+from test_conversion import original_state_dict, random_video, save_original_checkpoint
+from tsf_hf.conversion import convert_original_checkpoint
+
+
+UPLOADED_FILES = {
+    "README.md",
+    "config.json",
+    "model.safetensors",
+    "configuration_tsf.py",
+    "modeling_tsf.py",
+    "video_processing_tsf.py",
+    "image_processing_tsf.py",
+    "video_preprocessor_config.json",
+    "preprocessor_config.json",
+}
+
+# Runs in a fresh interpreter where importing tsf_hf fails, so everything must come from the repo's remote code.
+LOAD_WITHOUT_PACKAGE = textwrap.dedent(
+    """
+    import sys
+    sys.modules["tsf_hf"] = None  # the package is installed here: make every import of it fail
+    import numpy as np
+    import torch
+    from transformers import AutoConfig, AutoModel, AutoModelForVideoClassification, AutoVideoProcessor
+
+    repo, video_path, logits_path = sys.argv[1:4]
+    model = AutoModelForVideoClassification.from_pretrained(repo, trust_remote_code=True).eval()
+    assert type(model).__module__.startswith("transformers_modules."), type(model).__module__
+    assert type(AutoModel.from_pretrained(repo, trust_remote_code=True)).__name__ == "TsfModel"
+    assert AutoConfig.from_pretrained(repo, trust_remote_code=True).model_type == "tsf"
+    processor = AutoVideoProcessor.from_pretrained(repo, trust_remote_code=True)
+    frames = np.random.default_rng(0).integers(0, 256, size=(12, 40, 48, 3), dtype=np.uint8)
+    pixel_values = processor(frames, return_tensors="pt")["pixel_values"]
+    assert pixel_values.shape[-4:] == (4, 3, 32, 32), pixel_values.shape
+    with torch.no_grad():
+        torch.save(model(torch.load(video_path)).logits, logits_path)
+    print("loaded", type(model).__name__, type(processor).__name__)
+    """
+)
+
+
+def test_push_converted_checkpoint_and_load_with_remote_code(tmp_path, mock_hub):
+    state = original_state_dict("divided_space_time", classes=3)
+    path = save_original_checkpoint(tmp_path / "checkpoint.pyth", state)
+    result = convert_original_checkpoint(
+        path, tmp_path / "out", num_attention_heads=4, verify=True, push_to_hub="tiny-tsf"
+    )
+    assert result.repo_id == "testuser/tiny-tsf"
+    files = mock_hub.files("testuser/tiny-tsf")
+    assert set(files) == UPLOADED_FILES
+    config = json.loads(files["config.json"])
+    assert set(config["auto_map"]) == {"AutoConfig", "AutoModel", "AutoModelForVideoClassification"}
+    assert json.loads(files["video_preprocessor_config.json"])["auto_map"] == {
+        "AutoVideoProcessor": "video_processing_tsf.TsfVideoProcessor"
+    }
+    assert "testuser/tiny-tsf" in files["README.md"].decode()
+    assert ("POST", "/api/models/testuser/tiny-tsf/commit/main") in mock_hub.requests
+
+    video = random_video(4, 32)
+    torch.save(video, tmp_path / "video.pt")
+    with torch.no_grad():
+        expected = result.model(video).logits
+    completed = subprocess.run(
+        [sys.executable, "-c", LOAD_WITHOUT_PACKAGE, "testuser/tiny-tsf", tmp_path / "video.pt", tmp_path / "logits.pt"],
+        env=mock_hub.environment(tmp_path / "child"),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    assert "loaded TsfForVideoClassification TsfVideoProcessor" in completed.stdout
+    torch.testing.assert_close(torch.load(tmp_path / "logits.pt"), expected, atol=0, rtol=0)
+
+
+def test_mock_hub_serves_uploads_and_reports_missing_files(tmp_path, mock_hub):
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "a.txt").write_text("hello")
+    api = HfApi()
+    repo_id = api.create_repo("plain", exist_ok=True).repo_id
+    api.upload_folder(folder_path=folder, repo_id=repo_id)
+    assert mock_hub.files(repo_id) == {"a.txt": b"hello"}
+    downloaded = hf_hub_download(repo_id, "a.txt", cache_dir=tmp_path / "cache")
+    assert open(downloaded).read() == "hello"
+    with pytest.raises(EntryNotFoundError):
+        hf_hub_download(repo_id, "missing.txt", cache_dir=tmp_path / "cache")
