@@ -31,7 +31,9 @@ def processor(**kwargs) -> TsfVideoProcessor:
 @pytest.mark.parametrize("strategy", ["uniform", "dense"])
 def test_matches_the_processor_views(model, long_video, strategy):
     video_processor = processor(sampling_strategy=strategy, sampling_rate=2, num_spatial_crops=3)
-    prediction = classify_long_video(model, video_processor, str(long_video), num_clips=7, clips_per_batch=3, progress=False)
+    prediction = classify_long_video(
+        model, video_processor, str(long_video), num_clips=7, clips_per_batch=3, progress=False
+    )
     inputs = video_processor(str(long_video), num_temporal_clips=7, return_tensors="pt", return_metadata=True)
     assert inputs["pixel_values"].shape == (1, 21, 4, 3, 32, 32)
     with torch.no_grad():
@@ -70,7 +72,8 @@ def test_memory_is_bounded_by_one_batch(model, long_video, monkeypatch, capsys):
 
 def test_short_video_and_frames(model, video_factory):
     video_processor = processor(sampling_strategy="dense")
-    prediction = classify_long_video(model, video_processor, str(video_factory(num_frames=5)), num_clips=10, progress=False)
+    short_video = str(video_factory(num_frames=5))
+    prediction = classify_long_video(model, video_processor, short_video, num_clips=10, progress=False)
     assert prediction.clip_logits.shape == (10, 3) and prediction.clip_indices.max() <= 4
     frames = np.zeros((50, 40, 40, 3), dtype=np.uint8)
     assert classify_long_video(model, video_processor, frames, num_clips=3, progress=False).logits.shape == (3,)

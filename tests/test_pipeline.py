@@ -110,7 +110,8 @@ def test_pipeline_with_remote_code(saved_model, small_video, tmp_path):
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     output = json.loads(completed.stdout.strip().splitlines()[-1])
-    assert output["model"].startswith("transformers_modules.") and output["processor"].startswith("transformers_modules.")
+    assert output["model"].startswith("transformers_modules.")
+    assert output["processor"].startswith("transformers_modules.")
     expected = expected_scores(saved_model, str(small_video))
     assert len(output["single"]) == 4
     for entry in output["single"]:

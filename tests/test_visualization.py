@@ -32,7 +32,10 @@ def test_divided_rollout_matches_a_brute_force_construction():
 
     generator = torch.Generator().manual_seed(0)
     attentions = [
-        {"time": random_attention(rows * cols, frames, generator), "space": random_attention(frames, 1 + rows * cols, generator)}
+        {
+            "time": random_attention(rows * cols, frames, generator),
+            "space": random_attention(frames, 1 + rows * cols, generator),
+        }
         for _ in range(2)
     ]
     product = torch.eye(size)
@@ -54,7 +57,8 @@ def test_divided_rollout_matches_a_brute_force_construction():
                     space_matrix[0, token(r, c, t)] = space[t, 0, 1 + r * cols + c] / frames
                     for r2 in range(rows):
                         for c2 in range(cols):
-                            space_matrix[token(r, c, t), token(r2, c2, t)] = space[t, 1 + r * cols + c, 1 + r2 * cols + c2]
+                            value = space[t, 1 + r * cols + c, 1 + r2 * cols + c2]
+                            space_matrix[token(r, c, t), token(r2, c2, t)] = value
         for matrix in (time_matrix, space_matrix):
             product = (0.5 * matrix + 0.5 * torch.eye(size)) @ product
     rollout = attention_rollout(tuple(attentions), tiny_config(), (frames, rows, cols))
@@ -85,7 +89,9 @@ def test_visualize_attention_files(tmp_path, small_video):
     assert maps.shape == (4, 4, 4) and maps.sum().item() == pytest.approx(1.0, abs=1e-5)
     with Image.open(tmp_path / "rollout.gif") as gif:
         assert gif.size == (32, 32) and gif.n_frames == 4
-    temporal = visualize_attention(model, processor, str(small_video), tmp_path / "temporal.png", method="temporal", query_frame=1)
+    temporal = visualize_attention(
+        model, processor, str(small_video), tmp_path / "temporal.png", method="temporal", query_frame=1
+    )
     torch.testing.assert_close(temporal.sum(0), torch.ones(4, 4))
     with Image.open(tmp_path / "temporal.png") as strip:
         assert strip.size == (4 * 32, 32)

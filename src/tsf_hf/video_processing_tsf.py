@@ -31,6 +31,7 @@ import av
 import numpy as np
 import torch
 import torch.nn.functional as F
+from huggingface_hub.dataclasses import validate_typed_dict
 from PIL import Image
 from transformers.image_processing_utils import BatchFeature
 from transformers.image_utils import PILImageResampling, SizeDict
@@ -108,9 +109,10 @@ class FramesReader(VideoReader):
         channels = self._frames.shape[1]
         if channels != 3:
             if not convert_rgb or channels not in (1, 4):
+                accepted = "3 channels (RGB)" + (" or 1 / 4 (grayscale / RGBA)" if convert_rgb else "")
                 raise ValueError(
-                    f"{name}: expected frames with 3 channels (RGB){' or 1 / 4 (grayscale / RGBA)' if convert_rgb else ''}"
-                    f", got {channels} channels (shape {tuple(self._frames.shape)} as (T, C, H, W))"
+                    f"{name}: expected frames with {accepted}, got {channels} channels "
+                    f"(shape {tuple(self._frames.shape)} as (T, C, H, W))"
                 )
             self._frames = self._frames.expand(-1, 3, -1, -1) if channels == 1 else self._frames[:, :3]
         self.num_frames = self._frames.shape[0]
@@ -569,31 +571,37 @@ class TsfProcessingMixin:
         unknown = sorted(set(kwargs) - set(self.valid_kwargs.__annotations__) - set(_CALL_ONLY_KWARGS))
         if unknown:
             raise TypeError(f"{type(self).__name__} got unexpected keyword arguments {unknown}")
+        validate_typed_dict(self.valid_kwargs, {k: v for k, v in kwargs.items() if k not in _CALL_ONLY_KWARGS})
         settings = {key: getattr(self, key, None) for key in self.valid_kwargs.__annotations__}
         settings.update({key: value for key, value in kwargs.items() if value is not None})
-        settings.update(self._standardize_kwargs(**{k: settings.pop(k) for k in ("size", "crop_size", "image_mean", "image_std")}))
+        sizes = {key: settings.pop(key) for key in ("size", "crop_size", "image_mean", "image_std")}
+        settings.update(self._standardize_kwargs(**sizes))
         size, crop = settings["size"], settings["crop_size"]
 
         def require(condition: bool, message: str) -> None:
             if not condition:
                 raise ValueError(f"{type(self).__name__}: {message}")
 
-        require(settings["sampling_strategy"] in SAMPLING_STRATEGIES, f"sampling_strategy must be one of {SAMPLING_STRATEGIES}, got {settings['sampling_strategy']!r}")
-        require(settings["clip_alignment"] in CLIP_ALIGNMENTS, f"clip_alignment must be one of {CLIP_ALIGNMENTS}, got {settings['clip_alignment']!r}")
-        require(settings["channel_order"] in CHANNEL_ORDERS, f"channel_order must be one of {CHANNEL_ORDERS}, got {settings['channel_order']!r}")
-        require(settings["video_backend"] in VIDEO_BACKENDS, f"video_backend must be one of {VIDEO_BACKENDS}, got {settings['video_backend']!r}")
-        require(settings["num_spatial_crops"] in (1, 3), f"num_spatial_crops must be 1 or 3, got {settings['num_spatial_crops']!r}")
-        require(settings["num_temporal_clips"] >= 1, f"num_temporal_clips must be >= 1, got {settings['num_temporal_clips']!r}")
-        require(settings["num_frames"] is not None and settings["num_frames"] >= 1, f"num_frames must be >= 1, got {settings['num_frames']!r}")
-        require(settings["resample"] in _INTERPOLATION_MODES, f"resample must be one of {list(_INTERPOLATION_MODES)}, got {settings['resample']!r}")
-        require(not settings["do_resize"] or size.shortest_edge is not None, f"size must be {{'shortest_edge': int}}, got {dict(size)}")
+        choices = {
+            "sampling_strategy": SAMPLING_STRATEGIES,
+            "clip_alignment": CLIP_ALIGNMENTS,
+            "channel_order": CHANNEL_ORDERS,
+            "video_backend": VIDEO_BACKENDS,
+            "num_spatial_crops": (1, 3),
+            "resample": tuple(_INTERPOLATION_MODES),
+        }
+        for key, allowed in choices.items():
+            require(settings[key] in allowed, f"{key} must be one of {allowed}, got {settings[key]!r}")
+        for key in ("num_frames", "num_temporal_clips", "sampling_rate"):
+            require(settings[key] >= 1, f"{key} must be >= 1, got {settings[key]!r}")
         require(
-            settings["do_center_crop"] or settings["num_spatial_crops"] == 1,
-            "num_spatial_crops=3 needs do_center_crop=True",
+            not settings["do_resize"] or size.shortest_edge is not None,
+            f"size must be {{'shortest_edge': int}}, got {dict(size)}",
         )
+        require(settings["do_center_crop"] or settings["num_spatial_crops"] == 1, "3 spatial crops need do_center_crop")
         low, high = settings["train_short_side_range"]
         require(
-            not kwargs.get("train") or not settings["do_center_crop"] or crop.height <= low <= high and crop.width <= low,
+            not kwargs.get("train") or not settings["do_center_crop"] or max(crop.height, crop.width) <= low <= high,
             f"train_short_side_range {tuple(settings['train_short_side_range'])} must be ordered and not below the "
             f"crop size {crop.height}x{crop.width}",
         )
@@ -699,12 +707,14 @@ class TsfProcessingMixin:
             raise ValueError(f"got {len(metadata)} video_metadata entries for {len(batch)} videos")
         channels_last = None
         if settings["input_data_format"] is not None:
-            channels_last = str(getattr(settings["input_data_format"], "value", settings["input_data_format"])) == "channels_last"
+            data_format = settings["input_data_format"]
+            channels_last = str(getattr(data_format, "value", data_format)) == "channels_last"
         outputs, all_metadata = [], []
         for index, video in enumerate(batch):
             name = _describe(video, index)
             self._check_input(video, name)
-            with open_video(video, name, settings["video_backend"], settings["do_convert_rgb"], channels_last) as reader:
+            backend, convert_rgb = settings["video_backend"], settings["do_convert_rgb"]
+            with open_video(video, name, backend, convert_rgb, channels_last) as reader:
                 fps = reader.fps
                 if metadata is not None and metadata[index] is not None:
                     fps = dict(metadata[index]).get("fps") or fps
@@ -755,7 +765,7 @@ class TsfVideoProcessor(TsfProcessingMixin, BaseVideoProcessor):
     Example:
 
     ```python
-    >>> processor = TsfVideoProcessor(sampling_strategy="dense", sampling_rate=32, num_temporal_clips=1, num_spatial_crops=3)
+    >>> processor = TsfVideoProcessor(sampling_strategy="dense", sampling_rate=32, num_spatial_crops=3)
     >>> processor("video.mp4", return_tensors="pt")["pixel_values"].shape
     torch.Size([1, 3, 8, 3, 224, 224])
     ```"""

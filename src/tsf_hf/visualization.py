@@ -168,8 +168,9 @@ def visualize_attention(
     """
     if method not in ("rollout", "temporal"):
         raise ValueError(f"method must be 'rollout' or 'temporal', got {method!r}")
-    settings = video_processor.resolve_settings(num_temporal_clips=1, num_spatial_crops=1)
-    pixel_values = video_processor(video, num_temporal_clips=1, num_spatial_crops=1, return_tensors="pt")["pixel_values"]
+    one_view = {"num_temporal_clips": 1, "num_spatial_crops": 1}
+    settings = video_processor.resolve_settings(**one_view)
+    pixel_values = video_processor(video, **one_view, return_tensors="pt")["pixel_values"]
     parameter = next(model.parameters())
     outputs = model(pixel_values=pixel_values.to(parameter.device, parameter.dtype), output_attentions=True)
     patch_size = model.config.patch_size
