@@ -155,17 +155,21 @@ def eager_attention_forward(
     return attn_output, attn_weights
 
 
-def _attention_mask_for(
-    implementation: str, key_padding_mask: torch.Tensor, num_queries: int, dtype: torch.dtype
-) -> torch.Tensor:
-    """The mask format each attention backend expects, from a `(groups, tokens)` key padding mask."""
+def _attention_mask_for(implementation: str, key_padding_mask: torch.Tensor, num_queries: int, dtype: torch.dtype):
+    """The mask each attention backend expects, from a `(groups, tokens)` key padding mask (True = real token)."""
     if implementation.startswith("flash"):
         return key_padding_mask.to(torch.int32)
-    additive = torch.zeros(key_padding_mask.shape, dtype=dtype, device=key_padding_mask.device)
-    additive = additive.masked_fill(~key_padding_mask, torch.finfo(dtype).min)[:, None, None, :]
     if implementation == "flex_attention":
-        additive = additive.expand(-1, -1, num_queries, -1)
-    return additive
+        from torch.nn.attention.flex_attention import create_block_mask
+
+        def real_key(batch_index, head_index, query_index, key_index):
+            return key_padding_mask[batch_index, key_index]
+
+        return create_block_mask(
+            real_key, key_padding_mask.shape[0], None, num_queries, key_padding_mask.shape[1], device=key_padding_mask.device
+        )
+    additive = torch.zeros(key_padding_mask.shape, dtype=dtype, device=key_padding_mask.device)
+    return additive.masked_fill(~key_padding_mask, torch.finfo(dtype).min)[:, None, None, :]
 
 
 class TsfPatchEmbeddings(nn.Module):
@@ -316,6 +320,8 @@ class TsfAttentionStep(nn.Module):
         self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.attention = TsfAttention(config)
         self.fc = nn.Linear(config.hidden_size, config.hidden_size) if has_fc else None
+        if self.fc is not None:
+            self.fc.zero_init = True  # read by _init_weights
 
 
 class TsfMLP(nn.Module):
@@ -409,7 +415,10 @@ class TsfPreTrainedModel(PreTrainedModel):
         table and every step's extra fc (so a block starts as its last step alone)."""
         std = self.config.initializer_range
         if isinstance(module, (nn.Linear, nn.Conv2d)):
-            init.trunc_normal_(module.weight, mean=0.0, std=std)
+            if getattr(module, "zero_init", False):
+                init.zeros_(module.weight)
+            else:
+                init.trunc_normal_(module.weight, mean=0.0, std=std)
             if module.bias is not None:
                 init.zeros_(module.bias)
         elif isinstance(module, nn.LayerNorm):
@@ -420,9 +429,6 @@ class TsfPreTrainedModel(PreTrainedModel):
             init.trunc_normal_(module.position_embeddings, mean=0.0, std=std)
             if module.time_embeddings is not None:
                 init.zeros_(module.time_embeddings)
-        elif isinstance(module, TsfAttentionStep) and module.fc is not None:
-            init.zeros_(module.fc.weight)
-            init.zeros_(module.fc.bias)
 
 
 class TsfModel(TsfPreTrainedModel):
