@@ -11,7 +11,7 @@ import pytest
 import torch
 from transformers import pipeline
 
-from tsf_hf import TsfConfig, TsfForVideoClassification, TsfVideoProcessor
+from tsf_hf import TsfConfig, TsfForVideoClassification, TsfImageProcessor, TsfVideoProcessor
 
 
 LABELS = {0: "left", 1: "right", 2: "up", 3: "down"}
@@ -42,6 +42,7 @@ def saved_model(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tiny_tsf")
     tiny_model().save_pretrained(folder)
     tiny_processor().save_pretrained(folder)
+    TsfImageProcessor(size={"shortest_edge": 32}, crop_size=32, num_frames=4).save_pretrained(folder)
     return folder
 
 
@@ -88,9 +89,17 @@ REMOTE_SCRIPT = """
 import importlib.util, json, sys
 sys.path.append({site_packages!r})
 assert importlib.util.find_spec("tsf_hf") is None, "tsf_hf must not be importable here"
-from transformers import pipeline
+import av, numpy, torch
+from transformers import AutoImageProcessor, pipeline
 classifier = pipeline("video-classification", model={folder!r}, trust_remote_code=True)
+image_processor = AutoImageProcessor.from_pretrained({folder!r}, trust_remote_code=True)
+with av.open({video!r}) as container:
+    frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+from_frames = image_processor(frames, do_sample_frames=True)["pixel_values"]
+from_file = classifier.video_processor({video!r})["pixel_values"]
 print(json.dumps({{
+    "image_processor": type(image_processor).__module__,
+    "processors_agree": bool(torch.equal(from_frames, from_file)),
     "model": type(classifier.model).__module__,
     "processor": type(classifier.video_processor).__module__,
     "single": classifier({video!r}),
@@ -112,6 +121,7 @@ def test_pipeline_with_remote_code(saved_model, small_video, tmp_path):
     output = json.loads(completed.stdout.strip().splitlines()[-1])
     assert output["model"].startswith("transformers_modules.")
     assert output["processor"].startswith("transformers_modules.")
+    assert output["image_processor"].startswith("transformers_modules.") and output["processors_agree"]
     expected = expected_scores(saved_model, str(small_video))
     assert len(output["single"]) == 4
     for entry in output["single"]:
@@ -131,3 +141,14 @@ def test_three_crop_protocol_averages_view_logits(small_video):
     # the views are the start, centre and end crops of the resized frames
     centre = tiny_processor()(str(small_video))["pixel_values"][0]
     assert torch.equal(wide[0, 1], centre) and not torch.equal(wide[0, 0], wide[0, 2])
+
+
+def test_legacy_image_processor_pipeline_path(saved_model, small_video):
+    """A pipeline built with only the image processor decodes with PyAV itself and hands frames over."""
+    from transformers import VideoClassificationPipeline
+
+    model = TsfForVideoClassification.from_pretrained(saved_model).eval()
+    image_processor = TsfImageProcessor.from_pretrained(saved_model)
+    classifier = VideoClassificationPipeline(model=model, image_processor=image_processor)
+    result = classifier(str(small_video), num_frames=4, frame_sampling_rate=2)
+    assert len(result) == 4 and abs(sum(entry["score"] for entry in result) - 1) < 1e-5

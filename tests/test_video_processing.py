@@ -96,6 +96,16 @@ def test_three_crops_follow_the_long_side():
     torch.testing.assert_close(views, torch.stack(expected))
 
 
+def test_fps_of_array_inputs_from_video_metadata(video_factory):
+    frames = decode_all(video_factory(fps=15))
+    processor = TsfVideoProcessor(**SMALL, sampling_strategy="dense", sampling_rate=2)
+    output = processor(frames, video_metadata={"fps": 15}, return_metadata=True)
+    np.testing.assert_array_equal(output["video_metadata"][0].frames_indices, [[18, 19, 20, 21]])
+    # without metadata, arrays count as 30 fps
+    output = processor(frames, return_metadata=True)
+    np.testing.assert_array_equal(output["video_metadata"][0].frames_indices, [[16, 18, 20, 23]])
+
+
 def test_short_videos_repeat_frames(video_factory):
     path = video_factory(num_frames=3)
     for strategy in ("uniform", "segment", "dense"):

@@ -212,7 +212,8 @@ class PyAVReader(VideoReader):
             self._container.close()
             raise ValueError(f"{name}: the video stream has no frames")
         self._decoder = None
-        self._last: tuple[int, np.ndarray] | None = None
+        self._last: tuple[int, av.VideoFrame] | None = None
+        self._last_rgb: np.ndarray | None = None
         self._valid_from = 0
         self._ended = False
 
@@ -275,15 +276,22 @@ class PyAVReader(VideoReader):
         self._counter += 1
         # the frame stands for every index after the previous frame's (a frame may cover skipped timestamps)
         self._valid_from = self._last[0] + 1 if self._last is not None else index
-        self._last = (index, frame.to_ndarray(format="rgb24"))
+        self._last = (index, frame)
+        self._last_rgb = None
         return True
+
+    def _rgb_of_last(self) -> np.ndarray:
+        """The current frame as `(H, W, 3)` uint8, converted once (skipped frames are never converted)."""
+        if self._last_rgb is None:
+            self._last_rgb = self._last[1].to_ndarray(format="rgb24")
+        return self._last_rgb
 
     def get_frames(self, indices: Sequence[int]) -> torch.Tensor:
         found: dict[int, np.ndarray] = {}
         for target in sorted({int(index) for index in indices}):
             last = self._last
             if last is not None and (self._valid_from <= target <= last[0] or (self._ended and target > last[0])):
-                found[target] = last[1]
+                found[target] = self._rgb_of_last()
                 continue
             if (
                 last is None
@@ -301,7 +309,7 @@ class PyAVReader(VideoReader):
                     f"{self.name}: the stream ended at frame {self._last[0]} before frame {target}; the last frame "
                     "stands in for the missing ones"
                 )
-            found[target] = self._last[1]
+            found[target] = self._rgb_of_last()
         return torch.from_numpy(np.stack([found[int(index)] for index in indices])).permute(0, 3, 1, 2)
 
     def close(self) -> None:
