@@ -410,6 +410,17 @@ class TsfPreTrainedModel(PreTrainedModel):
     _supports_attention_backend = True
     _can_compile_fullgraph = True
 
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """As `PreTrainedModel.save_pretrained`; `auto_map` names both model classes, so `AutoModel` and
+        `AutoModelForVideoClassification` load the folder with `trust_remote_code=True` where tsf_hf is absent."""
+        module = type(self).__module__.rsplit(".", 1)[-1]
+        self.config.auto_map = {
+            **(getattr(self.config, "auto_map", None) or {}),
+            "AutoModel": f"{module}.TsfModel",
+            "AutoModelForVideoClassification": f"{module}.TsfForVideoClassification",
+        }
+        return super().save_pretrained(save_directory, *args, **kwargs)
+
     def _init_weights(self, module: nn.Module) -> None:
         """As the original: truncated normal for linear and conv weights, cls and spatial table; zero biases, temporal
         table and every step's extra fc (so a block starts as its last step alone)."""
