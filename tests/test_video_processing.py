@@ -1,8 +1,11 @@
 """TsfVideoProcessor / TsfImageProcessor: the sampling, resize, crop and normalisation protocol checked against hand
 computations, input kinds, views, training augmentation, serialisation and bad inputs."""
 
+import functools
+import http.server
 import io
 import json
+import threading
 
 import av
 import numpy as np
@@ -136,6 +139,25 @@ def test_input_kinds_agree(small_video):
         torch.testing.assert_close(processor(video)["pixel_values"], reference, atol=0, rtol=0, msg=kind)
 
 
+def test_http_url(small_video):
+    handler = functools.partial(QuietHandler, directory=str(small_video.parent))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/{small_video.name}"
+        processor = TsfVideoProcessor(**SMALL, sampling_strategy="segment")
+        assert torch.equal(processor(url)["pixel_values"], processor(str(small_video))["pixel_values"])
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+
 def test_batches(small_video, video_factory):
     processor = TsfVideoProcessor(**SMALL)
     other = video_factory(num_frames=20, height=64, width=48)
@@ -234,6 +256,8 @@ def test_segment_training_draws_within_segments():
         assert all(low <= index <= high for index, (low, high) in zip(indices, [(0, 10), (10, 20), (20, 29), (29, 39)]))
         seen.add(tuple(indices))
     assert len(seen) > 5
+    uniform = sample_clip_indices(40, 4, "uniform", train=True, generator=torch.Generator().manual_seed(0))[0]
+    assert all(10 * k <= index < 10 * (k + 1) for k, index in enumerate(uniform))
 
 
 def test_seeking_decodes_few_frames_and_the_right_ones(video_factory):

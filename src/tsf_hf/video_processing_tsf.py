@@ -24,7 +24,6 @@ import io
 import math
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import av
@@ -368,8 +367,8 @@ def open_video(
     """Opens one video for random frame access.
 
     Args:
-        video: a path (`str`/`Path`), a binary file object, `bytes`, a `datasets` row `{"path", "bytes"}` (bytes win
-            when present), or frames: numpy `(T, H, W, C)`, torch `(T, C, H, W)`, a list of PIL images / arrays.
+        video: a path (`str`/`Path`) or http(s) URL, a binary file object, `bytes`, a `datasets` row
+            `{"path", "bytes"}` (bytes win when present), or frames: numpy `(T, H, W, C)`, torch `(T, C, H, W)`, a list of PIL images / arrays.
         name: how errors name the input (defaults to its path, or "video").
         backend: `"auto"` (torchcodec when transformers says it is usable, else PyAV), `"pyav"` or `"torchcodec"`.
         convert_rgb: convert grayscale / RGBA frames to RGB (frames given as arrays or images).
@@ -387,9 +386,9 @@ def open_video(
             raise ValueError(f"{name}: a video dict needs a 'path' or 'bytes' entry, got keys {sorted(video)}")
     if isinstance(video, (bytes, bytearray, memoryview)):
         source = io.BytesIO(bytes(video))
-    elif isinstance(video, (str, Path)):
+    elif isinstance(video, (str, os.PathLike)):
         source = os.fspath(video)
-        if not os.path.isfile(source):
+        if not source.startswith(("http://", "https://")) and not os.path.isfile(source):
             raise FileNotFoundError(f"{name}: no such video file")
     elif hasattr(video, "read"):
         source = video
