@@ -104,11 +104,6 @@ _DATASET_NAME_PATTERNS = {
     "howto100m": ("howto100m", "howto"),
 }
 
-NORMALIZATION_MEAN = (0.45, 0.45, 0.45)
-NORMALIZATION_STD = (0.225, 0.225, 0.225)
-"""Pixel statistics of every released checkpoint (after scaling to [0, 1])."""
-
-
 def load_label_names(dataset: str) -> dict[int, str]:
     """The class names of a zoo dataset (`k400`, `k600`, `ssv2`) as `{class id: name}`, in the ids the released
     checkpoints use (alphabetical for Kinetics, `labels.json` order for Something-Something-v2)."""
@@ -897,7 +892,7 @@ def model_card(
         "(`tsf_hf`, loadable with `trust_remote_code=True`).",
         "",
         f"- Converted from: {source}",
-        f"- Architecture: ViT-B/16-style, {config.num_hidden_layers} layers, width {config.hidden_size}, "
+        f"- Architecture: {config.num_hidden_layers} layers, width {config.hidden_size}, "
         f"{config.num_attention_heads} heads, `{config.attention_type}` attention, {config.num_frames} frames of "
         f"{height}x{width}, patch {config.patch_size}, {config.num_labels} classes.",
     ]
