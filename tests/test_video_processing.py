@@ -11,7 +11,7 @@ import av
 import numpy as np
 import pytest
 import torch
-from conftest import decode_all, synthetic_frame, write_video
+from conftest import decode_all, synthetic_frame
 from PIL import Image
 from transformers import AutoImageProcessor, AutoVideoProcessor
 

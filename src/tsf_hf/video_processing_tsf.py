@@ -3,7 +3,7 @@
 Everything from a video file (or frames) to `pixel_values` lives in this one file, because it is shipped as remote
 code next to the model and may import nothing else of the package.
 
-Protocol (REFERENCE: TimeSformer evaluation):
+The original evaluation protocol:
 - values /255, then `(x - 0.45) / 0.225` on every channel;
 - short side resized to the crop size (bilinear on float values, no antialiasing, long side floored), then square
   crops: 1 crop = the centre, 3 crops = start, centre and end along the long side (centre offsets rounded up);
@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from huggingface_hub.dataclasses import validate_typed_dict
 from PIL import Image
 from transformers.image_processing_utils import BatchFeature
-from transformers.image_utils import PILImageResampling, SizeDict
+from transformers.image_utils import PILImageResampling
 from transformers.processing_utils import Unpack, VideosKwargs
 from transformers.utils import is_torchcodec_usable, logging
 from transformers.video_processing_utils import BaseVideoProcessor
@@ -368,7 +368,8 @@ def open_video(
 
     Args:
         video: a path (`str`/`Path`) or http(s) URL, a binary file object, `bytes`, a `datasets` row
-            `{"path", "bytes"}` (bytes win when present), or frames: numpy `(T, H, W, C)`, torch `(T, C, H, W)`, a list of PIL images / arrays.
+            `{"path", "bytes"}` (bytes win when present), or frames: numpy `(T, H, W, C)`, torch `(T, C, H, W)`, a
+            list of PIL images / arrays.
         name: how errors name the input (defaults to its path, or "video").
         backend: `"auto"` (torchcodec when transformers says it is usable, else PyAV), `"pyav"` or `"torchcodec"`.
         convert_rgb: convert grayscale / RGBA frames to RGB (frames given as arrays or images).
