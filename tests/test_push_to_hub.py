@@ -98,3 +98,23 @@ def test_mock_hub_serves_uploads_and_reports_missing_files(tmp_path, mock_hub):
     assert open(downloaded).read() == "hello"
     with pytest.raises(EntryNotFoundError):
         hf_hub_download(repo_id, "missing.txt", cache_dir=tmp_path / "cache")
+
+
+def test_mock_hub_supports_transformers_push_and_reload_in_process(tmp_path, mock_hub):
+    from tsf_hf import TsfConfig, TsfForVideoClassification, TsfVideoProcessor
+
+    config = TsfConfig(
+        image_size=32, patch_size=8, num_frames=4, hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
+        intermediate_size=64,
+    )
+    model = TsfForVideoClassification(config).eval()
+    model.push_to_hub("toy")
+    TsfVideoProcessor(num_frames=4).push_to_hub("toy")
+    assert {"config.json", "model.safetensors", "video_preprocessor_config.json", "README.md"} <= set(
+        mock_hub.files("testuser/toy")
+    )
+    reloaded = TsfForVideoClassification.from_pretrained("testuser/toy").eval()
+    assert TsfVideoProcessor.from_pretrained("testuser/toy").num_frames == 4
+    video = random_video(4, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(video).logits, model(video).logits, atol=0, rtol=0)
