@@ -18,7 +18,7 @@ import os
 import pickle
 import re
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -353,6 +353,18 @@ def original_to_tsf_state_dict(
     )
 
 
+def tsf_key_to_original(key: str, attention_type: str) -> str | None:
+    """The original-layout name of a `TsfForVideoClassification` key (for error messages), or `None`."""
+    block = re.match(r"^tsf\.layers\.(\d+)\.(.+)\.(weight|bias)$", key)
+    if block:
+        index, name, kind = block.groups()
+        inverse = {tsf: original for original, tsf in _block_keys_original_to_tsf(attention_type).items()}
+        return f"blocks.{index}.{inverse[name]}.{kind}" if name in inverse else None
+    name, kind = _TOP_KEY.match(key).groups()
+    inverse = {tsf: original for original, tsf in _TOP_KEYS_ORIGINAL_TO_TSF.items()}
+    return inverse[name] + (f".{kind}" if kind else "") if name in inverse else None
+
+
 def original_to_transformers_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Renames an original-layout state dict to `transformers`' `TimesformerForVideoClassification` keys."""
     renamed, _, unknown = _rename(
@@ -454,12 +466,16 @@ def load_state_dict_strictly(
     state_dict: Mapping[str, torch.Tensor],
     sources: Mapping[str, str] | None = None,
     unknown: list[str] | None = None,
+    source_name_of_missing: Callable[[str], str | None] | None = None,
 ) -> None:
     """Loads `state_dict` into `model`, raising a `ValueError` that lists every missing, unexpected (including
-    `unknown` source keys that have no mapping) and mis-shaped key, by its name in the source when `sources` maps it."""
+    `unknown` source keys that have no mapping) and mis-shaped key, by its name in the source when `sources` maps it
+    (missing keys: `source_name_of_missing(model_key)`, when given)."""
     sources = sources or {}
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state_dict))
+    if source_name_of_missing is not None:
+        missing = [f"{source_name_of_missing(key) or '?'} (-> {key})" for key in missing]
     unexpected = sorted(unknown or []) + sorted(sources.get(key, key) for key in set(state_dict) - set(expected))
     mismatched = [
         f"{sources.get(key, key)}: checkpoint {tuple(value.shape)}, model {tuple(expected[key].shape)}"
@@ -1097,7 +1113,11 @@ def convert_original_checkpoint(
     config.id2label = id2label
     config.label2id = {name: index for index, name in id2label.items()}
     model = TsfForVideoClassification(config)
-    load_state_dict_strictly(model, *original_to_tsf_state_dict(state_dict, config.attention_type))
+    load_state_dict_strictly(
+        model,
+        *original_to_tsf_state_dict(state_dict, config.attention_type),
+        source_name_of_missing=lambda key: tsf_key_to_original(key, config.attention_type),
+    )
     model.eval()
     result = ConversionResult(model=model, dataset=dataset)
     if verify:
