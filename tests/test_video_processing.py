@@ -6,6 +6,7 @@ import http.server
 import io
 import json
 import threading
+from fractions import Fraction
 
 import av
 import numpy as np
@@ -268,6 +269,29 @@ def test_seeking_decodes_few_frames_and_the_right_ones(video_factory):
         frames = reader.get_frames(indices)
         assert reader.num_frames == 600 and reader.fps == 30
         assert reader.num_decoded_frames < 200  # decoding from the start would need 600
+    np.testing.assert_array_equal(frames.permute(0, 2, 3, 1).numpy(), reference[indices])
+
+
+def test_variable_frame_rate_indices_are_frame_ranks(tmp_path):
+    path = tmp_path / "vfr.mp4"
+    timestamps = np.cumsum([0] + [1, 1, 3, 1, 5, 2, 1, 1, 4, 1] * 6)[:60]  # irregular gaps, in 1/30 s ticks
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.codec_context.gop_size = 8
+        stream.codec_context.time_base = Fraction(1, 30)
+        for index, timestamp in enumerate(timestamps):
+            frame = av.VideoFrame.from_ndarray(synthetic_frame(index, 48, 64), format="rgb24")
+            frame.pts, frame.time_base = int(timestamp), Fraction(1, 30)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    reference = decode_all(path)
+    indices = [59, 3, 4, 5, 30, 31, 0, 45]
+    with open_video(path, backend="pyav") as reader:
+        assert reader.num_frames == len(timestamps) == len(reference)
+        frames = reader.get_frames(indices)
     np.testing.assert_array_equal(frames.permute(0, 2, 3, 1).numpy(), reference[indices])
 
 

@@ -20,6 +20,7 @@ The original evaluation protocol:
   sampled by the strategy. Short videos never fail: indices are clamped, frames repeat.
 """
 
+import bisect
 import io
 import math
 import os
@@ -198,7 +199,6 @@ class PyAVReader(VideoReader):
         self._stream = self._container.streams.video[0]
         rate = self._stream.average_rate or self._stream.guessed_rate
         self.fps = float(rate) if rate else None
-        self._time_base = self._stream.time_base
         try:
             self._index_packets()
         except av.FFmpegError as error:
@@ -236,15 +236,15 @@ class PyAVReader(VideoReader):
                 f"{count} are present"
             )
         self.num_frames = count
-        # Frame indices come from timestamps; streams without them, without a rate or without keyframe flags decode
-        # sequentially from the start.
-        self._seekable = bool(keyframe_pts) and len(all_pts) == count and self.fps is not None
-        self._first_pts = min(all_pts) if all_pts else 0
+        # A frame's index is the rank of its timestamp among all packets' (exact for variable frame rates too).
+        # Streams without timestamps or keyframe flags decode sequentially from the start.
+        self._seekable = bool(keyframe_pts) and len(all_pts) == count
+        self._sorted_pts = sorted(all_pts)
         self._keyframes = sorted(self._frame_index(pts) for pts in keyframe_pts) if self._seekable else [0]
         self._keyframe_pts = dict(zip(self._keyframes, sorted(keyframe_pts)))
 
     def _frame_index(self, pts: int) -> int:
-        return int(round(float((pts - self._first_pts) * self._time_base) * self.fps))
+        return bisect.bisect_left(self._sorted_pts, pts)
 
     def _keyframe_before(self, index: int) -> int:
         position = int(np.searchsorted(self._keyframes, index, side="right")) - 1
@@ -252,7 +252,7 @@ class PyAVReader(VideoReader):
 
     def _restart(self, target: int) -> None:
         if self._seekable:
-            pts = self._keyframe_pts.get(self._keyframe_before(target), self._first_pts)
+            pts = self._keyframe_pts[self._keyframe_before(target)]
             self._container.seek(pts, stream=self._stream, backward=True)
         else:
             self._container.seek(0)
