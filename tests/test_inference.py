@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from tsf_hf import TsfConfig, TsfForVideoClassification, TsfVideoProcessor
+from tsf_hf import TsfConfig, TsfForVideoClassification, TsfImageProcessor, TsfVideoProcessor
 from tsf_hf.inference import classify_long_video
 from tsf_hf.video_processing_tsf import PyAVReader
 
@@ -77,5 +77,9 @@ def test_short_video_and_frames(model, video_factory):
     assert prediction.clip_logits.shape == (10, 3) and prediction.clip_indices.max() <= 4
     frames = np.zeros((50, 40, 40, 3), dtype=np.uint8)
     assert classify_long_video(model, video_processor, frames, num_clips=3, progress=False).logits.shape == (3,)
+    # an image processor (which keeps all frames by default) still samples clips here
+    image_processor = TsfImageProcessor(size={"shortest_edge": 32}, crop_size=32, num_frames=4)
+    prediction = classify_long_video(model, image_processor, frames, num_clips=3, progress=False)
+    assert prediction.clip_indices.shape == (3, 4)
     with pytest.raises(ValueError, match="clips_per_batch must be >= 1"):
         classify_long_video(model, video_processor, frames, clips_per_batch=0)

@@ -54,7 +54,8 @@ def classify_long_video(
 
     Args:
         model: a `TsfForVideoClassification` (anything returning `.logits` for `(B, T, C, H, W)` input).
-        video_processor: a `TsfVideoProcessor` (its settings: frames, sampling, crops, normalisation).
+        video_processor: a `TsfVideoProcessor` or `TsfImageProcessor` (its settings: frames, sampling, crops,
+            normalisation; frames are always sampled).
         video: a path, file object, bytes, `{"path", "bytes"}` row or frames (see `TsfVideoProcessor`).
         num_clips: clips covering the video.
         clips_per_batch: clips per forward pass (each holds `num_frames x num_spatial_crops` views).
@@ -63,7 +64,9 @@ def classify_long_video(
     """
     if clips_per_batch < 1:
         raise ValueError(f"clips_per_batch must be >= 1, got {clips_per_batch}")
-    settings = video_processor.resolve_settings(num_temporal_clips=num_clips, **processor_kwargs)
+    settings = video_processor.resolve_settings(
+        **{**processor_kwargs, "num_temporal_clips": num_clips, "do_sample_frames": True}
+    )
     parameter = next(model.parameters())
     with open_video(video, backend=settings["video_backend"], convert_rgb=settings["do_convert_rgb"]) as reader:
         indices = video_processor.clip_indices(reader.num_frames, reader.fps, settings)
