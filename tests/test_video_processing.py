@@ -206,6 +206,12 @@ def test_grayscale_and_rgba_frames_are_converted():
         processor(gray, do_convert_rgb=False)
     with pytest.raises(ValueError, match="2 channels"):
         processor(rgb[..., :2])
+    channels_first = np.ascontiguousarray(rgb.transpose(0, 3, 1, 2))
+    with pytest.raises(ValueError, match="got 64 channels .* unless input_data_format says otherwise"):
+        processor(channels_first)
+    torch.testing.assert_close(
+        processor(channels_first, input_data_format="channels_first")["pixel_values"], processor(rgb)["pixel_values"]
+    )
 
 
 def test_training_augmentation(small_video):

@@ -112,7 +112,8 @@ class FramesReader(VideoReader):
                 accepted = "3 channels (RGB)" + (" or 1 / 4 (grayscale / RGBA)" if convert_rgb else "")
                 raise ValueError(
                     f"{name}: expected frames with {accepted}, got {channels} channels "
-                    f"(shape {tuple(self._frames.shape)} as (T, C, H, W))"
+                    f"(shape {tuple(self._frames.shape)} as (T, C, H, W)); numpy frames are read as (T, H, W, C) "
+                    "and torch frames as (T, C, H, W) unless input_data_format says otherwise"
                 )
             self._frames = self._frames.expand(-1, 3, -1, -1) if channels == 1 else self._frames[:, :3]
         self.num_frames = self._frames.shape[0]
