@@ -328,15 +328,15 @@ def test_each_step_attends_exactly_within_its_groups(step_name, grid):
     step = next(step for step in layer.steps if step.name == step_name)
     frames, rows, cols = grid
     num_tokens = frames * rows * cols
-    cls, patches = torch.randn(1, 1, 32, dtype=torch.float64), torch.randn(1, num_tokens, 32, dtype=torch.float64)
+    hidden_states = torch.randn(1, 1 + num_tokens, 32, dtype=torch.float64)
     with torch.no_grad():
-        _, base, _ = layer.attention_step(step, cls, patches, grid)
+        base, _ = layer.attention_step(step, hidden_states, grid)
         coordinates = grid_coordinates(*grid)
         for source in range(num_tokens):
-            perturbed = patches.clone()
-            perturbed[0, source] += torch.randn(32, dtype=torch.float64)  # not a constant: LayerNorm would hide it
-            cls_out, out, _ = layer.attention_step(step, cls, perturbed, grid)
-            changed = ((out - base).abs().amax(-1)[0] > 1e-13).tolist()
+            perturbed = hidden_states.clone()
+            perturbed[0, 1 + source] += torch.randn(32, dtype=torch.float64)  # not a constant: LayerNorm hides those
+            out, _ = layer.attention_step(step, perturbed, grid)
+            changed = ((out - base)[0, 1:].abs().amax(-1) > 1e-13).tolist()
             expected = [
                 target == source or expected_same_group(step_name, coordinates[source], coordinates[target], *grid)
                 for target in range(num_tokens)
@@ -346,24 +346,34 @@ def test_each_step_attends_exactly_within_its_groups(step_name, grid):
 
 @pytest.mark.parametrize("step_name", list(STEP_GROUPINGS))
 def test_cls_is_averaged_over_groups_and_left_out_of_time_steps(step_name):
+    """Reference: copy cls into every group, attend, project; cls update = mean of the copies' updates."""
     config = TsfConfig(**{**TINY, "num_hidden_layers": 1}, attention_type=STEP_OF_SCHEME[step_name])
     layer = randomise(TsfModel(config), std=0.3).layers[0]
     step = next(step for step in layer.steps if step.name == step_name)
     grid = (4, 4, 4)
-    cls, patches = torch.randn(1, 1, 32), torch.randn(1, 64, 32)
+    hidden_states = torch.randn(1, 65, 32)
+    changed_cls = hidden_states.clone()
+    changed_cls[:, 0] += torch.randn(32)
     with torch.no_grad():
-        cls_out, patches_out, weights = layer.attention_step(step, cls, patches, grid, output_attentions=True)
-        cls_changed, patches_changed, _ = layer.attention_step(step, cls + torch.randn(32), patches, grid, True)
+        out, weights = layer.attention_step(step, hidden_states, grid, output_attentions=True)
+        out_changed_cls, _ = layer.attention_step(step, changed_cls, grid, output_attentions=True)
         if not STEP_GROUPINGS[step_name].attends_cls:
-            assert torch.equal(cls_out, cls) and torch.equal(patches_changed, patches_out)
+            assert torch.equal(out[:, 0], hidden_states[:, 0])
+            assert torch.equal(out_changed_cls[:, 1:], out[:, 1:])
             return
         grouper = TokenGrouper(STEP_GROUPINGS[step_name], *grid)
-        grouped = torch.cat([cls.expand(grouper.num_groups, 1, 32), grouper.group(patches)], 1)
-        attended, _ = step.attention(step.norm(grouped))
+        cls_copies = hidden_states[:, :1].expand(grouper.num_groups, 1, 32)
+        groups = torch.cat([cls_copies, grouper.group(hidden_states[:, 1:])], 1)
+        heads, head_dim = 4, 8
+        q, k, v = step.attention.qkv(step.norm(groups)).view(grouper.num_groups, -1, 3, heads, head_dim).permute(2, 0, 3, 1, 4)
+        attended = (torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(head_dim), -1) @ v).transpose(1, 2).flatten(2)
+        update = step.attention.proj(attended)
         if step.fc is not None:
-            attended = step.fc(attended)
-        torch.testing.assert_close(cls_out, cls + attended[:, :1].mean(0, keepdim=True), atol=1e-6, rtol=0)
-        assert not torch.equal(patches_changed, patches_out)  # every patch sees cls
+            update = step.fc(update)
+        torch.testing.assert_close(out[:, :1], hidden_states[:, :1] + update[:, :1].mean(0, keepdim=True), atol=1e-5, rtol=0)
+        expected_patches = hidden_states[:, 1:] + grouper.ungroup(update[:, 1:], 1)
+        torch.testing.assert_close(out[:, 1:], expected_patches, atol=1e-5, rtol=0)
+        assert not torch.equal(out_changed_cls[:, 1:], out[:, 1:])  # every patch sees cls
         assert weights.shape == (grouper.num_groups, 4, 1 + grouper.num_tokens, 1 + grouper.num_tokens)
 
 

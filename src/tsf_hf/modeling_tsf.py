@@ -105,28 +105,60 @@ class TokenGrouper:
             self.num_tokens *= self.view_shape[dim - 1]
         self.is_padded = self.padded_sizes != self.sizes
 
-    def group(self, patches: torch.Tensor) -> torch.Tensor:
-        """`(B, rows * cols * frames, D)` -> `(B * groups, tokens, D)`."""
-        batch_size, _, hidden_size = patches.shape
-        grid = patches.view(batch_size, *self.sizes, hidden_size)
+    def _padded_grid(self, tokens: torch.Tensor) -> torch.Tensor:
+        """`(B, rows * cols * frames, C)` -> `(B, *view_shape, C)`, padded where needed (a view when not)."""
+        batch_size, _, channels = tokens.shape
+        grid = tokens.view(batch_size, *self.sizes, channels)
         if self.is_padded:
             pad = [0, 0]
             for size, padded in zip(reversed(self.sizes), reversed(self.padded_sizes)):
                 pad += [0, padded - size]
             grid = F.pad(grid, pad)
-        grid = grid.view(batch_size, *self.view_shape, hidden_size).permute(self.permutation)
-        return grid.reshape(batch_size * self.num_groups, self.num_tokens, hidden_size)
+        return grid.view(batch_size, *self.view_shape, channels)
 
-    def ungroup(self, grouped: torch.Tensor, batch_size: int) -> torch.Tensor:
-        """`(B * groups, tokens, D)` -> `(B, rows * cols * frames, D)`, dropping padding."""
-        hidden_size = grouped.shape[-1]
-        permuted_shape = [batch_size] + [self.view_shape[dim - 1] for dim in self.permutation[1:7]] + [hidden_size]
-        grid = grouped.reshape(permuted_shape).permute(self.inverse_permutation)
-        grid = grid.reshape(batch_size, *self.padded_sizes, hidden_size)
+    def group(self, tokens: torch.Tensor) -> torch.Tensor:
+        """`(B, rows * cols * frames, C)` -> `(B * groups, tokens, C)`."""
+        batch_size, _, channels = tokens.shape
+        grid = self._padded_grid(tokens).permute(self.permutation)
+        return grid.reshape(batch_size * self.num_groups, self.num_tokens, channels)
+
+    def group_heads(
+        self, qkv: torch.Tensor, num_heads: int, prefix: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Fused projections `(B, rows * cols * frames, 3 * D)` -> contiguous query, key and value
+        `(B * groups, heads, tokens, D / heads)`, in one copy. With `prefix` `(B, 1, 3 * D)` (the cls row), every
+        group starts with a copy of it (`1 + tokens`)."""
+        batch_size, num_patches, channels = qkv.shape
+        head_dim = channels // (3 * num_heads)
+        offset = 0 if prefix is None else 1
+        grid = self._padded_grid(qkv).view(batch_size, *self.view_shape, 3, num_heads, head_dim)
+        # (B, view..., 3, H, hd) -> (3, B, groups..., H, tokens..., hd)
+        group_dims, token_dims = self.permutation[1:4], self.permutation[4:7]
+        grid = grid.permute(7, 0, *group_dims, 8, *token_dims, 9)
+        heads = qkv.new_empty(3, batch_size * self.num_groups, num_heads, offset + self.num_tokens, head_dim)
+        heads[..., offset:, :].view(grid.shape).copy_(grid)
+        if prefix is not None:
+            prefix = prefix.view(batch_size, 1, 3, num_heads, head_dim).permute(2, 0, 1, 3, 4)  # (3, B, 1, H, hd)
+            heads.view(3, batch_size, self.num_groups, num_heads, 1 + self.num_tokens, head_dim)[..., 0, :] = prefix
+        return heads.unbind(0)
+
+    def ungroup(self, grouped: torch.Tensor, batch_size: int, prefix: bool = False) -> torch.Tensor:
+        """Inverse of `group`: `(B * groups, [1 +] tokens, C)` -> `(B, [1 +] rows * cols * frames, C)`, dropping
+        padding. With `prefix`, row 0 of the result is the mean of the groups' prefix rows."""
+        channels = grouped.shape[-1]
+        offset = 1 if prefix else 0
+        permuted_shape = [batch_size] + [self.view_shape[dim - 1] for dim in self.permutation[1:7]] + [channels]
+        grid = grouped[:, offset:].reshape(permuted_shape).permute(self.inverse_permutation)
         if self.is_padded:
             rows, cols, num_frames = self.sizes
-            grid = grid[:, :rows, :cols, :num_frames]
-        return grid.reshape(batch_size, -1, hidden_size)
+            grid = grid.reshape(batch_size, *self.padded_sizes, channels)[:, :rows, :cols, :num_frames]
+        if not prefix:
+            return grid.reshape(batch_size, -1, channels)
+        num_patches = self.sizes[0] * self.sizes[1] * self.sizes[2]
+        tokens = grouped.new_empty(batch_size, 1 + num_patches, channels)
+        tokens[:, 0] = grouped[:, 0].view(batch_size, self.num_groups, channels).mean(1)
+        tokens[:, 1:].view(grid.shape).copy_(grid)
+        return tokens
 
     def key_padding_mask(self, device: torch.device) -> torch.Tensor:
         """`(groups, tokens)` bool, True for real tokens."""
@@ -263,14 +295,17 @@ class TsfAttention(nn.Module):
 
     def forward(
         self,
-        hidden_states: torch.Tensor,
+        query: torch.Tensor,
+        key: torch.Tensor,
+        value: torch.Tensor,
         key_padding_mask: torch.Tensor | None = None,
         output_attentions: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """`(groups, tokens, D)` -> `(groups, tokens, D)` and, if asked, the weights."""
-        num_groups, num_tokens, hidden_size = hidden_states.shape
-        qkv = self.qkv(hidden_states).view(num_groups, num_tokens, 3, self.num_heads, self.head_dim)
-        query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (groups, heads, tokens, head_dim)
+        """Attention within groups: query, key and value `(groups, heads, tokens, head_dim)` (from `qkv`, grouped by
+        `TokenGrouper.group_heads`) -> `(groups, tokens, D)` before `proj`, and, if asked, the weights
+        `(groups, heads, tokens, tokens)`. `qkv` and `proj` act on every token alike, so callers apply them before
+        grouping and after ungrouping."""
+        num_groups, _, num_tokens, _ = query.shape
         implementation = "eager" if output_attentions else self.config._attn_implementation
         attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(implementation, eager_attention_forward)
         attention_mask = None
@@ -285,25 +320,22 @@ class TsfAttention(nn.Module):
             scaling=self.scaling,
             dropout=self.dropout if self.training else 0.0,
         )
-        attn_output = self.proj_dropout(self.proj(attn_output.reshape(num_groups, num_tokens, hidden_size)))
-        return attn_output, attn_weights if output_attentions else None
+        return attn_output.reshape(num_groups, num_tokens, -1), attn_weights if output_attentions else None
 
 
 class TsfDropPath(nn.Module):
-    """Stochastic depth: drops a residual branch for whole samples during training. Several tensors of the same
-    batch (e.g. the cls and patch parts of one residual) share one draw."""
+    """Stochastic depth: drops a residual branch for whole samples during training."""
 
     def __init__(self, drop_prob: float):
         super().__init__()
         self.drop_prob = drop_prob
 
-    def forward(self, *residuals: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
-        if self.drop_prob > 0.0 and self.training:
-            keep_prob = 1.0 - self.drop_prob
-            first = residuals[0]
-            mask = first.new_empty((first.shape[0],) + (1,) * (first.ndim - 1)).bernoulli_(keep_prob) / keep_prob
-            residuals = tuple(residual * mask for residual in residuals)
-        return residuals[0] if len(residuals) == 1 else residuals
+    def forward(self, residual: torch.Tensor) -> torch.Tensor:
+        if self.drop_prob == 0.0 or not self.training:
+            return residual
+        keep_prob = 1.0 - self.drop_prob
+        mask = residual.new_empty((residual.shape[0],) + (1,) * (residual.ndim - 1)).bernoulli_(keep_prob)
+        return residual * mask / keep_prob
 
     def extra_repr(self) -> str:
         return f"p={self.drop_prob}"
@@ -353,48 +385,48 @@ class TsfLayer(GradientCheckpointingLayer):
         self, hidden_states: torch.Tensor, grid: tuple[int, int, int], output_attentions: bool = False
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor] | None]:
         """`hidden_states` `(B, 1 + rows*cols*frames, D)` on the `(frames, rows, cols)` grid."""
-        cls, patches = hidden_states[:, :1], hidden_states[:, 1:]
         attentions = {} if output_attentions else None
         for step in self.steps:
-            cls, patches, weights = self.attention_step(step, cls, patches, grid, output_attentions)
+            hidden_states, weights = self.attention_step(step, hidden_states, grid, output_attentions)
             if output_attentions:
                 attentions[step.name] = weights
-        hidden_states = torch.cat([cls, patches], dim=1)
         hidden_states = hidden_states + self.drop_path(self.mlp(self.norm(hidden_states)))
         return hidden_states, attentions
 
     def attention_step(
         self,
         step: TsfAttentionStep,
-        cls: torch.Tensor,
-        patches: torch.Tensor,
+        hidden_states: torch.Tensor,
         grid: tuple[int, int, int],
         output_attentions: bool = False,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """Applies one attention step with its residual: `cls` `(B, 1, D)` and `patches` `(B, rows*cols*frames, D)`
-        in, updated `cls` and `patches` (and the step's attention weights, if asked) out."""
-        batch_size = patches.shape[0]
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """One attention step with its residual on `(B, 1 + rows*cols*frames, D)` tokens (cls first). Norm, `qkv`,
+        `proj` and `fc` act per token, so only the attention itself runs on the step's groups."""
+        batch_size = hidden_states.shape[0]
         grouper = TokenGrouper(step.grouping, *grid)
-        grouped = grouper.group(patches)
-        key_padding_mask = grouper.key_padding_mask(patches.device) if grouper.is_padded else None
-        if step.grouping.attends_cls:
-            cls_copies = cls.expand(-1, grouper.num_groups, -1).reshape(-1, 1, cls.shape[-1])
-            grouped = torch.cat([cls_copies, grouped], dim=1)
-            if key_padding_mask is not None:
+        attends_cls = step.grouping.attends_cls
+        attention = step.attention
+        tokens = hidden_states if attends_cls else hidden_states[:, 1:]
+        qkv = attention.qkv(step.norm(tokens))
+        if attends_cls:
+            query, key, value = grouper.group_heads(qkv[:, 1:], attention.num_heads, prefix=qkv[:, :1])
+        else:
+            query, key, value = grouper.group_heads(qkv, attention.num_heads)
+        key_padding_mask = None
+        if grouper.is_padded:
+            key_padding_mask = grouper.key_padding_mask(hidden_states.device)
+            if attends_cls:
                 key_padding_mask = F.pad(key_padding_mask, (1, 0), value=True)
-        if key_padding_mask is not None:
             key_padding_mask = key_padding_mask.repeat(batch_size, 1)
-        residual, weights = step.attention(step.norm(grouped), key_padding_mask, output_attentions)
-        if not step.grouping.attends_cls:
-            patch_residual = self.drop_path(grouper.ungroup(residual, batch_size))
-            return cls, patches + (step.fc(patch_residual) if step.fc is not None else patch_residual), weights
-        # cls: (B * groups, 1, D) -> mean over a video's groups -> (B, 1, D)
-        cls_residual = residual[:, :1].reshape(batch_size, grouper.num_groups, -1).mean(1, keepdim=True)
-        cls_residual, patch_residual = self.drop_path(cls_residual, grouper.ungroup(residual[:, 1:], batch_size))
+        attended, weights = attention(query, key, value, key_padding_mask, output_attentions)
+        # cls: its copies' outputs are averaged over the groups (by `ungroup`, before the affine proj and fc)
+        update = attention.proj_dropout(attention.proj(grouper.ungroup(attended, batch_size, prefix=attends_cls)))
+        update = self.drop_path(update)
         if step.fc is not None:
-            cls_residual, patch_residual = step.fc(cls_residual), step.fc(patch_residual)
-        cls, patches = cls + cls_residual, patches + patch_residual
-        return cls, patches, weights
+            update = step.fc(update)
+        if attends_cls:
+            return hidden_states + update, weights
+        return torch.cat([hidden_states[:, :1], hidden_states[:, 1:] + update], dim=1), weights
 
 
 class TsfPreTrainedModel(PreTrainedModel):
