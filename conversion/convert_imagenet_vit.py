@@ -33,7 +33,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="spatial position table resize for another frame size: 2-D grid modes, or the original's 1-D 'legacy'",
     )
     parser.add_argument("--allow_unsafe_pickle", action="store_true", help="allow full unpickling of a trusted file")
-    parser.add_argument("--verify", action="store_true", help="compare with transformers' ViTModel where they must agree")
+    parser.add_argument(
+        "--verify", action="store_true",
+        help="compare with transformers' ViTModel where they must agree",
+    )
     parser.add_argument("--tolerance", type=float, default=1e-4)
     parser.add_argument("--push_to_hub", metavar="REPO_ID", default=None, help="upload the folder to this Hub repo")
     return parser.parse_args(argv)

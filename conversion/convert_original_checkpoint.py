@@ -24,7 +24,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="training dataset (class names and processor protocol); default: guessed from the file name and head size",
     )
-    parser.add_argument("--label_file", default=None, help="class names: JSON list, {id: name}, {name: id}, or text lines")
+    parser.add_argument(
+        "--label_file", default=None,
+        help="class names: JSON list, {id: name}, {name: id}, or text lines",
+    )
     parser.add_argument(
         "--image_size", type=int, nargs="+", default=None, help="frame size (H [W]) when the grid is not square"
     )
@@ -33,8 +36,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="allow full unpickling (runs code stored in the file): only for checkpoints from a source you trust",
     )
-    parser.add_argument("--verify", action="store_true", help="compare with transformers' Timesformer; fail above tolerance")
-    parser.add_argument("--tolerance", type=float, default=1e-4, help="largest accepted |logit difference| for --verify")
+    parser.add_argument(
+        "--verify", action="store_true",
+        help="compare with transformers' Timesformer; fail above tolerance",
+    )
+    parser.add_argument(
+        "--tolerance", type=float, default=1e-4,
+        help="largest accepted |logit difference| for --verify",
+    )
     parser.add_argument("--push_to_hub", metavar="REPO_ID", default=None, help="upload the folder to this Hub repo")
     return parser.parse_args(argv)
 

@@ -24,7 +24,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--label_file", default=None, help="class names replacing the source config's")
     parser.add_argument("--verify", action="store_true", help="compare logits with the source; fail above tolerance")
-    parser.add_argument("--tolerance", type=float, default=1e-4, help="largest accepted |logit difference| for --verify")
+    parser.add_argument(
+        "--tolerance", type=float, default=1e-4,
+        help="largest accepted |logit difference| for --verify",
+    )
     parser.add_argument("--push_to_hub", metavar="REPO_ID", default=None, help="upload the folder to this Hub repo")
     return parser.parse_args(argv)
 

@@ -20,7 +20,6 @@ from tsf_hf.conversion import (
     canonical_vit_state_dict,
     convert_imagenet_vit,
     convert_original_checkpoint,
-    convert_transformers_timesformer,
     extract_state_dict,
     guess_dataset,
     load_checkpoint_file,
@@ -311,9 +310,15 @@ def test_truncated_and_foreign_files(tmp_path):
 @pytest.mark.parametrize(
     "edit, expected",
     [
-        (lambda s: s.pop("blocks.1.norm2.weight"), r"missing keys.*blocks.1.norm2.weight \(-> tsf.layers.1.norm.weight\)"),
+        (
+            lambda s: s.pop("blocks.1.norm2.weight"),
+            r"missing keys.*blocks.1.norm2.weight \(-> tsf.layers.1.norm.weight\)",
+        ),
         (lambda s: s.__setitem__("blocks.0.extra.weight", torch.zeros(2)), "unexpected keys.*blocks.0.extra.weight"),
-        (lambda s: s.__setitem__("blocks.1.mlp.fc1.weight", torch.zeros(64, 32)), "mis-shaped.*blocks.1.mlp.fc1.weight"),
+        (
+            lambda s: s.__setitem__("blocks.1.mlp.fc1.weight", torch.zeros(64, 32)),
+            "mis-shaped.*blocks.1.mlp.fc1.weight",
+        ),
     ],
     ids=["missing", "unexpected", "mis-shaped"],
 )

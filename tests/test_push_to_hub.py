@@ -73,8 +73,9 @@ def test_push_converted_checkpoint_and_load_with_remote_code(tmp_path, mock_hub)
     torch.save(video, tmp_path / "video.pt")
     with torch.no_grad():
         expected = result.model(video).logits
+    arguments = ["testuser/tiny-tsf", tmp_path / "video.pt", tmp_path / "logits.pt"]
     completed = subprocess.run(
-        [sys.executable, "-c", LOAD_WITHOUT_PACKAGE, "testuser/tiny-tsf", tmp_path / "video.pt", tmp_path / "logits.pt"],
+        [sys.executable, "-c", LOAD_WITHOUT_PACKAGE, *arguments],
         env=mock_hub.environment(tmp_path / "child"),
         cwd=tmp_path,
         capture_output=True,

@@ -303,10 +303,13 @@ def _block_keys_original_to_tsf(attention_type: str) -> dict[str, str]:
             }
         )
     elif attention_type in ("joint_space_time", "space_only"):
-        keys.update({"norm1": "steps.0.norm", "attn.qkv": "steps.0.attention.qkv", "attn.proj": "steps.0.attention.proj"})
+        keys.update(
+            {"norm1": "steps.0.norm", "attn.qkv": "steps.0.attention.qkv", "attn.proj": "steps.0.attention.proj"}
+        )
     else:
         raise ValueError(
-            f"the original layout exists for divided_space_time, joint_space_time and space_only, got {attention_type!r}"
+            "the original layout exists for divided_space_time, joint_space_time and space_only, got "
+            f"{attention_type!r}"
         )
     return keys
 
@@ -349,7 +352,11 @@ def original_to_tsf_state_dict(
     """Renames an original-layout state dict (prefixes already removed) to `TsfForVideoClassification` keys.
     Returns `(renamed, {tsf key: original key}, unknown original keys)`."""
     return _rename(
-        state_dict, _TOP_KEYS_ORIGINAL_TO_TSF, _block_keys_original_to_tsf(attention_type), _BLOCK_KEY, "tsf.layers.{index}"
+        state_dict,
+        _TOP_KEYS_ORIGINAL_TO_TSF,
+        _block_keys_original_to_tsf(attention_type),
+        _BLOCK_KEY,
+        "tsf.layers.{index}",
     )
 
 
@@ -872,7 +879,8 @@ def build_processors(config: TsfConfig, dataset: str | None = None, sampling_rat
 
 def _variant_name(config: TsfConfig) -> str:
     height, width = config.image_height_width
-    names = {(8, 224): "base", (16, 448): "HR (high resolution)", (96, 224): "L (long range)", (64, 224): "L (long range)"}
+    long_range = "L (long range)"
+    names = {(8, 224): "base", (16, 448): "HR (high resolution)", (96, 224): long_range, (64, 224): long_range}
     return names.get((config.num_frames, height if height == width else -1), "(custom size)")
 
 
@@ -917,7 +925,8 @@ def model_card(
         result = spec.results.get((config.num_frames, height if height == width else -1))
         if result:
             lines.append(
-                f"- Accuracy reported in the paper for this checkpoint (top-1 / top-5 %, {spec.test_protocol}): {result}"
+                "- Accuracy reported in the paper for this checkpoint "
+                f"(top-1 / top-5 %, {spec.test_protocol}): {result}"
             )
     if video_processor is not None:
         settings = (
@@ -970,7 +979,9 @@ def model_card(
     return "\n".join(lines)
 
 
-def save_converted(model: TsfForVideoClassification, output_dir: str | os.PathLike, processors: tuple, card: str) -> Path:
+def save_converted(
+    model: TsfForVideoClassification, output_dir: str | os.PathLike, processors: tuple, card: str
+) -> Path:
     """Writes a complete model folder: `config.json` (with `auto_map` for `AutoConfig`, `AutoModel` and
     `AutoModelForVideoClassification`), `model.safetensors`, the processors' configs
     (`video_preprocessor_config.json`, `preprocessor_config.json`), the remote-code files they need
@@ -1034,7 +1045,10 @@ def _check_difference(difference: float, tolerance: float, reference: str) -> No
 
 
 def _resolve_labels(
-    num_classes: int, dataset: str | None, label_file: str | os.PathLike | None, fallback: Mapping[int, str] | None = None
+    num_classes: int,
+    dataset: str | None,
+    label_file: str | os.PathLike | None,
+    fallback: Mapping[int, str] | None = None,
 ) -> dict[int, str]:
     if label_file is not None:
         return read_label_file(label_file, num_classes)
@@ -1070,7 +1084,9 @@ def _finish(
     processors = build_processors(result.model.config, result.dataset, sampling_rate)
     verification = None
     if result.max_abs_difference is not None:
-        verification = f"max |logit difference| to {result.reference} on a random input: {result.max_abs_difference:.2e}."
+        verification = (
+            f"max |logit difference| to {result.reference} on a random input: {result.max_abs_difference:.2e}."
+        )
     if push_to_hub is not None:
         result.repo_id = create_hub_repo(push_to_hub, hub_token)  # the card names the full repo id
     card = model_card(result.model.config, source, result.dataset, license, processors[0], verification, result.repo_id)
@@ -1239,7 +1255,10 @@ def convert_imagenet_vit(
         result.max_abs_difference = vit_reference_difference(model, vit_state_dict)
         _check_difference(result.max_abs_difference, tolerance, result.reference)
     return _finish(
-        result, output_dir, push_to_hub, f"ImageNet ViT `{source}` (initialisation for fine-tuning, not trained on video)",
+        result,
+        output_dir,
+        push_to_hub,
+        f"ImageNet ViT `{source}` (initialisation for fine-tuning, not trained on video)",
         "other", None, hub_token,
     )
 
