@@ -1,0 +1,120 @@
+"""The benchmark scripts run (in their `--tiny` mode) and report consistent figures."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tsf_hf import ATTENTION_TYPES, TsfConfig
+from tsf_hf.flops import count_macs
+
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+TINY = dict(image_size=32, patch_size=8, num_frames=4, hidden_size=32, num_attention_heads=2, intermediate_size=64)
+
+
+def run_benchmark(script: str, tmp_path: Path, *arguments: str) -> dict:
+    output = tmp_path / "results.json"
+    finished = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), "--tiny", "--rounds", "1", *arguments, "--output", str(output)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    assert "s/clip med" in finished.stdout  # the table
+    return json.loads(output.read_text())
+
+
+def tiny_forward_gflops(attention_type: str, **overrides) -> float:
+    config = TsfConfig(**{**TINY, **overrides}, num_hidden_layers=2, attention_type=attention_type, num_labels=400)
+    return count_macs(config).flops / 1e9
+
+
+def test_inference_every_scheme_and_backend(tmp_path):
+    payload = run_benchmark(
+        "benchmark_inference.py", tmp_path, "--attention_types", "all", "--no_memory",
+        "--attn_implementations", "eager", "sdpa", "flex_attention",
+    )
+    rows = payload["results"]
+    tsf_rows = [row for row in rows if row["model"] == "tsf"]
+    theirs = [row for row in rows if row["model"] == "transformers"]
+    assert len(tsf_rows) == 3 * len(ATTENTION_TYPES)
+    assert sorted(row["attention_type"] for row in theirs) == ["divided_space_time", "joint_space_time"]
+    for row in rows:
+        # same weights: every backend agrees with the eager fp32 reference, and transformers' model too
+        assert row["max_abs_logit_difference"] < 1e-5, row["label"]
+        assert 0 < row["seconds_per_clip_min"] <= row["seconds_per_clip_median"]
+        assert row["gflops_per_step"] == pytest.approx(tiny_forward_gflops(row["attention_type"]))
+        assert row["fraction_of_matmul_peak"] > 0 and row["peak_memory_mb"] is None
+        compared = row["model"] == "tsf" and row["attention_type"] in ("divided_space_time", "joint_space_time")
+        assert (row["speedup_over_transformers"] is not None) == compared
+    environment = payload["environment"]
+    assert environment["device"] == "cpu" and set(environment["matmul_peak_flops"]) == {
+        f"{attention_type}/fp32" for attention_type in ATTENTION_TYPES
+    }
+
+
+@pytest.mark.slow
+def test_inference_bf16_with_memory(tmp_path):
+    payload = run_benchmark(
+        "benchmark_inference.py", tmp_path, "--attention_types", "divided_space_time", "--dtypes", "bf16",
+        "--image_size", "64", "--batch_size", "2",
+    )
+    rows = payload["results"]
+    assert [row["model"] for row in rows] == ["tsf", "transformers"]
+    for row in rows:
+        assert row["dtype"] == "bf16" and row["max_abs_logit_difference"] < 0.05
+        assert row["peak_memory_mb"] > 0
+        assert row["gflops_per_step"] == pytest.approx(2 * tiny_forward_gflops("divided_space_time", image_size=64))
+
+
+@pytest.mark.slow
+def test_training_checkpointing_saves_memory(tmp_path):
+    payload = run_benchmark(
+        "benchmark_training.py", tmp_path, "--attention_types", "divided_space_time", "--no_transformers",
+        "--image_size", "64", "--batch_size", "4", "--num_layers", "4", "--checkpointing", "both",
+    )
+    plain, checkpointed = payload["results"]
+    assert (plain["checkpointing"], checkpointed["checkpointing"]) == (False, True)
+    assert 0 < checkpointed["peak_memory_mb"] < plain["peak_memory_mb"]
+    forward = 4 * count_macs(
+        TsfConfig(**{**TINY, "image_size": 64}, num_hidden_layers=4, num_labels=400)
+    ).flops / 1e9
+    assert plain["gflops_per_step"] == pytest.approx(3 * forward)
+
+
+def test_training_both_models(tmp_path):
+    payload = run_benchmark(
+        "benchmark_training.py", tmp_path, "--attention_types", "divided_space_time", "joint_space_time",
+        "--no_memory", "--checkpointing", "off",
+    )
+    labels = [row["label"] for row in payload["results"]]
+    assert labels == [
+        "tsf/divided_space_time/sdpa/fp32",
+        "transformers/divided_space_time/eager/fp32",
+        "tsf/joint_space_time/sdpa/fp32",
+        "transformers/joint_space_time/eager/fp32",
+    ]
+    assert all(row["max_abs_logit_difference"] < 1e-5 for row in payload["results"])
+
+
+@pytest.mark.slow
+def test_compiled_inference(tmp_path):
+    payload = run_benchmark(
+        "benchmark_inference.py", tmp_path, "--attention_types", "axial", "--compile", "on", "--no_memory",
+    )
+    (row,) = payload["results"]
+    assert row["compiled"] and row["label"] == "tsf/axial/sdpa/fp32/compiled"
+
+
+def test_key_mapping_rejects_schemes_transformers_lacks():
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        from harness import to_transformers_state_dict
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    with pytest.raises(ValueError, match="axial"):
+        to_transformers_state_dict({}, "axial")
