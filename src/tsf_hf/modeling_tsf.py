@@ -135,12 +135,12 @@ class TokenGrouper:
         # (B, view..., 3, H, hd) -> (3, B, groups..., H, tokens..., hd)
         group_dims, token_dims = self.permutation[1:4], self.permutation[4:7]
         grid = grid.permute(7, 0, *group_dims, 8, *token_dims, 9)
-        heads = qkv.new_empty(3, batch_size * self.num_groups, num_heads, offset + self.num_tokens, head_dim)
-        heads[..., offset:, :].view(grid.shape).copy_(grid)
+        heads = grid.reshape(3, batch_size, self.num_groups, num_heads, self.num_tokens, head_dim)
         if prefix is not None:
             prefix = prefix.view(batch_size, 1, 3, num_heads, head_dim).permute(2, 0, 1, 3, 4)  # (3, B, 1, H, hd)
-            heads.view(3, batch_size, self.num_groups, num_heads, 1 + self.num_tokens, head_dim)[..., 0, :] = prefix
-        return heads.unbind(0)
+            prefix = prefix.unsqueeze(4).expand(-1, -1, self.num_groups, -1, -1, -1)
+            heads = torch.cat([prefix, heads], dim=4)
+        return heads.reshape(3, batch_size * self.num_groups, num_heads, offset + self.num_tokens, head_dim).unbind(0)
 
     def ungroup(self, grouped: torch.Tensor, batch_size: int, prefix: bool = False) -> torch.Tensor:
         """Inverse of `group`: `(B * groups, [1 +] tokens, C)` -> `(B, [1 +] rows * cols * frames, C)`, dropping
@@ -154,11 +154,8 @@ class TokenGrouper:
             grid = grid.reshape(batch_size, *self.padded_sizes, channels)[:, :rows, :cols, :num_frames]
         if not prefix:
             return grid.reshape(batch_size, -1, channels)
-        num_patches = self.sizes[0] * self.sizes[1] * self.sizes[2]
-        tokens = grouped.new_empty(batch_size, 1 + num_patches, channels)
-        tokens[:, 0] = grouped[:, 0].view(batch_size, self.num_groups, channels).mean(1)
-        tokens[:, 1:].view(grid.shape).copy_(grid)
-        return tokens
+        prefix_mean = grouped[:, :1].reshape(batch_size, self.num_groups, channels).mean(1, keepdim=True)
+        return torch.cat([prefix_mean, grid.reshape(batch_size, -1, channels)], dim=1)
 
     def key_padding_mask(self, device: torch.device) -> torch.Tensor:
         """`(groups, tokens)` bool, True for real tokens."""
