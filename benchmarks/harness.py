@@ -306,9 +306,10 @@ def measure_memory_in_subprocess(script: str, argv: list[str], case: Case) -> in
     return None
 
 
-def forward_flops(config: TsfConfig, batch_size: int) -> int:
-    """FLOPs (2 per MAC) of one forward pass over the batch (`tsf_hf.flops`)."""
-    return batch_size * count_macs(config).flops
+def forward_flops(config: TsfConfig, batch_size: int, model: str) -> int:
+    """FLOPs (2 per MAC) of one forward pass of `model` (`tsf` or `transformers`) over the batch (`tsf_hf.flops`):
+    transformers, like the original, projects every group's copy of cls."""
+    return batch_size * count_macs(config, per_group_projections=model == "transformers").flops
 
 
 def environment(args: argparse.Namespace, peaks: dict[str, float]) -> dict:
@@ -399,8 +400,8 @@ def run(args: argparse.Namespace, script: str, make_step: StepFactory, flops_per
         for name, (_, flops) in matmuls.items():
             # median over the same rounds as the models: the attainable speed under the load they met
             peaks[f"{attention_type}/{name}"] = flops / statistics.median(timed[f"matmul/{name}"])
-        step_flops = flops_per_forward * forward_flops(config, args.batch_size)
         for case in steps:
+            step_flops = flops_per_forward * forward_flops(config, args.batch_size, case.model)
             times = summarize(timed[case.label])
             achieved = step_flops / times["seconds_median"]
             peak_bytes = None if args.no_memory else measure_memory_in_subprocess(script, sys.argv[1:], case)

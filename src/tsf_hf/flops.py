@@ -3,22 +3,26 @@
 The count follows the paper's convention: only matrix products are counted, one MAC per multiply-add, i.e. the
 patch-embedding convolution, every linear layer (qkv, proj, the extra fc after all attention steps but the last,
 the MLP, the classifier) and the two products of attention, QK^T and AV. LayerNorm, softmax, GELU, additions,
-averages and position-table resizes are not counted. With this convention the paper's per-view costs of
-divided space-time attention are reproduced to 0.1 GMAC: 195.8 (base, 8x224), 1702.7 (HR, 16x448) and 2379.9
-(L, 96x224) GMACs (its "TFLOPs" column is these figures summed over 3 views).
+averages and position-table resizes are not counted.
 
-Tokens are counted as the model processes them: the cls token is copied into every group of an attention step
-that includes it (every step but the temporal one), so it passes through that step's qkv and proj once per group;
-a space-only model keeps one cls per frame throughout; an odd axis split in two by a sparse local/global step is
-padded by one masked position, which costs as much as a real token.
+In every attention step but the temporal one, each group attends to its own copy of the cls token. The original
+implementation (and transformers' port) copies cls before the step's norm, so each copy goes through qkv and proj;
+tsf_hf applies qkv and proj once per token and copies only cls's query, key and value into the groups (the same
+result, as proj is affine and the copies' outputs are averaged). `count_macs(..., per_group_projections=True)`
+counts the original way, and reproduces the paper's per-view costs of divided space-time attention to 0.1 GMAC:
+195.8 (base, 8x224), 1702.7 (HR, 16x448) and 2379.9 (L, 96x224) GMACs (its "TFLOPs" column is these figures summed
+over 3 views). The default counts what tsf_hf runs. Either way a space-only model keeps one cls per frame
+throughout, and an odd axis split in two by a sparse local/global step is padded by one masked position, which costs
+attention like a real token.
 
 Example:
 
 ```python
 >>> from tsf_hf import TsfConfig
 >>> from tsf_hf.flops import count_macs
->>> round(count_macs(TsfConfig.from_variant("base"), num_labels=400).total / 1e9, 1)
-195.8
+>>> config = TsfConfig.from_variant("base", num_labels=400)
+>>> round(count_macs(config, per_group_projections=True).total / 1e9, 1), round(count_macs(config).total / 1e9, 1)
+(195.8, 195.6)
 ```
 """
 
@@ -30,18 +34,17 @@ from .configuration_tsf import ATTENTION_TYPES, TsfConfig, _as_pair
 
 @dataclass(frozen=True)
 class StepGroups:
-    """How one attention step splits the tokens of one clip: `num_groups` groups of `group_size` tokens each (cls
-    and padding included where the step has them); `output_tokens` is the number of tokens of the step's output
-    once merged back (what the extra fc after the step is applied to)."""
+    """How one attention step splits the tokens of one clip: `tokens` tokens (cls included when the step attends to
+    it) form `num_groups` groups of `group_size` tokens each (a copy of cls and any padding included)."""
 
     name: str
+    tokens: int
     num_groups: int
     group_size: int
-    output_tokens: int
 
     @property
-    def tokens(self) -> int:
-        """Tokens entering the step's qkv and proj, cls copies and padding included."""
+    def grouped_tokens(self) -> int:
+        """Tokens of all groups together, cls copies and padding included."""
         return self.num_groups * self.group_size
 
     @property
@@ -89,7 +92,7 @@ def attention_step_groups(step: str, num_frames: int, grid_height: int, grid_wid
     of `num_frames` frames of `grid_height` x `grid_width` patches."""
     patches = grid_height * grid_width
     if step == "time":
-        return StepGroups(step, patches, num_frames, patches * num_frames)
+        return StepGroups(step, patches * num_frames, patches, num_frames)
     if step == "space":
         num_groups, patches_per_group = num_frames, patches
     elif step == "joint":
@@ -108,8 +111,8 @@ def attention_step_groups(step: str, num_frames: int, grid_height: int, grid_wid
             patches_per_group *= axis_positions
     else:
         raise ValueError(f"step must be one of space, joint, time, local, global, width, height, got {step!r}")
-    # every step but the temporal one copies cls into each group; its merged output has cls once
-    return StepGroups(step, num_groups, 1 + patches_per_group, 1 + patches * num_frames)
+    # every step but the temporal one attends to cls, with a copy of it in each group
+    return StepGroups(step, 1 + patches * num_frames, num_groups, 1 + patches_per_group)
 
 
 def count_macs(
@@ -117,10 +120,13 @@ def count_macs(
     num_frames: int | None = None,
     image_size: int | tuple[int, int] | None = None,
     num_labels: int | None = None,
+    per_group_projections: bool = False,
 ) -> MacCount:
     """MACs of `TsfForVideoClassification(config)` on one clip of `num_frames` frames of `image_size` (an int or
     `(height, width)`; both default to the config's). `num_labels` defaults to the config's; 0 leaves the head out
-    (`TsfModel`)."""
+    (`TsfModel`). `per_group_projections` counts qkv and proj on every group's tokens, cls copies and padding
+    included, as the original implementation runs them (the paper's convention); by default they are counted once
+    per token, as tsf_hf runs them."""
     if not isinstance(config, TsfConfig):
         raise TypeError(f"config must be a TsfConfig, got {type(config).__name__}")
     if config.attention_type not in ATTENTION_TYPES:
@@ -145,19 +151,20 @@ def count_macs(
 
     if config.attention_type == "space_only":
         # Every frame is its own sequence of 1 + N tokens, with its own cls, through every block.
-        steps = [StepGroups("space", num_frames, 1 + patches, num_frames * (1 + patches))]
+        steps = [StepGroups("space", num_frames * (1 + patches), num_frames, 1 + patches)]
         block_tokens = num_frames * (1 + patches)
     else:
         steps = [attention_step_groups(step, num_frames, grid_height, grid_width) for step in config.attention_steps]
         block_tokens = 1 + patches * num_frames
 
     layers = config.num_hidden_layers
+    projected = sum(step.grouped_tokens if per_group_projections else step.tokens for step in steps)
     return MacCount(
         patch_embedding=num_frames * patches * config.num_channels * patch * patch * width_d,
-        qkv=layers * sum(step.tokens for step in steps) * width_d * 3 * width_d,
+        qkv=layers * projected * width_d * 3 * width_d,
         attention=layers * sum(step.token_pairs for step in steps) * 2 * width_d,
-        proj=layers * sum(step.tokens for step in steps) * width_d * width_d,
-        fc=layers * sum(step.output_tokens for step in steps[:-1]) * width_d * width_d,
+        proj=layers * projected * width_d * width_d,
+        fc=layers * sum(step.tokens for step in steps[:-1]) * width_d * width_d,
         mlp=layers * block_tokens * 2 * width_d * config.intermediate_size,
         head=width_d * num_labels,
     )
@@ -172,9 +179,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--image_size", type=int, default=None, help="frame side (default: the variant's)")
     parser.add_argument("--num_labels", type=int, default=400)
     parser.add_argument("--views", type=int, default=1, help="views per video (the paper's test uses 3)")
+    parser.add_argument(
+        "--per_group_projections", action="store_true",
+        help="count qkv and proj on every group's cls copy, as the original implementation (and the paper) does",
+    )
     args = parser.parse_args(argv)
     config = TsfConfig.from_variant(args.variant, attention_type=args.attention_type)
-    count = count_macs(config, args.num_frames, args.image_size, args.num_labels)
+    count = count_macs(config, args.num_frames, args.image_size, args.num_labels, args.per_group_projections)
     for name, value in count.as_dict().items():
         print(f"{name:>16}: {value / 1e9:10.3f} GMACs")
     print(f"{f'x {args.views} views':>16}: {args.views * count.total / 1e12:10.3f} TMACs")
