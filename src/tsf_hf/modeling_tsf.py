@@ -246,12 +246,12 @@ class TsfEmbeddings(nn.Module):
         return grid.flatten(2).transpose(1, 2)
 
     def temporal_table(self, num_frames: int) -> torch.Tensor:
-        """The temporal table for `num_frames` frames, `(1, num_frames, D)`, resized 1-D when it differs."""
-        table = self.time_embeddings
-        if num_frames == table.shape[1]:
-            return table
+        """The temporal table for `num_frames` frames, `(1, num_frames, D)`, resized 1-D when it differs. (Resizing
+        to the same length is exactly the identity for both modes, so no branch on the frame count is needed and a
+        compiled or exported graph stays dynamic in it.)"""
         mode = "nearest" if self.interpolation == "nearest" else "linear"
-        return F.interpolate(table.transpose(1, 2), size=num_frames, mode=mode, **self._align(mode)).transpose(1, 2)
+        table = self.time_embeddings.transpose(1, 2)
+        return F.interpolate(table, size=num_frames, mode=mode, **self._align(mode)).transpose(1, 2)
 
     @staticmethod
     def _align(mode: str) -> dict:
