@@ -53,7 +53,7 @@ def test_inference_every_scheme_and_backend(tmp_path):
         assert (row["speedup_over_transformers"] is not None) == compared
     environment = payload["environment"]
     assert environment["device"] == "cpu" and set(environment["matmul_peak_flops"]) == {
-        f"{attention_type}/fp32" for attention_type in ATTENTION_TYPES
+        f"{attention_type}/{dtype}" for attention_type in ATTENTION_TYPES for dtype in ("fp32", "bf16")
     }
 
 
