@@ -545,6 +545,12 @@ def test_crop_to_patch_multiple_crops_like_the_original_conv():
         )
 
 
+def test_classifier_names_the_views_layout_for_wrong_rank():
+    model = TsfForVideoClassification(tiny_config())
+    with pytest.raises(ValueError, match=r"num_views.*7-D"):
+        model(torch.randn(1, 1, 1, 4, 3, 32, 32))
+
+
 def test_unknown_forward_arguments_are_rejected():
     model = TsfForVideoClassification(tiny_config())
     with pytest.raises(TypeError, match="unexpected keyword argument"):

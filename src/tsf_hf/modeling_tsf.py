@@ -599,6 +599,12 @@ class TsfForVideoClassification(TsfPreTrainedModel):
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         num_views = None
+        if isinstance(pixel_values, torch.Tensor) and pixel_values.ndim not in (5, 6):
+            raise ValueError(
+                f"pixel_values must have shape (batch_size, num_frames, num_channels, height, width) or, with views, "
+                f"(batch_size, num_views, num_frames, num_channels, height, width); got a {pixel_values.ndim}-D tensor "
+                f"of shape {tuple(pixel_values.shape)}"
+            )
         if isinstance(pixel_values, torch.Tensor) and pixel_values.ndim == 6:
             batch_size, num_views = pixel_values.shape[:2]
             pixel_values = pixel_values.flatten(0, 1)
