@@ -70,7 +70,10 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no_transformers", action="store_true", help="benchmark tsf only")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds (min and median reported)")
     parser.add_argument("--iters", type=int, default=3, help="timed calls per case and round")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed calls per case before timing")
+    parser.add_argument(
+        "--warmup", type=int, default=2,
+        help="untimed calls per case before timing (compiled training recompiles once on its second call)",
+    )
     parser.add_argument("--no_memory", action="store_true", help="skip the peak-memory pass (one process per case)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -86,7 +89,7 @@ def finish_arguments(args: argparse.Namespace) -> argparse.Namespace:
         args.attention_types = list(ATTENTION_TYPES)
     if args.tiny:
         args.num_layers = args.num_layers or 2
-        args.rounds, args.iters, args.warmup = min(args.rounds, 2), 1, 1
+        args.rounds, args.iters, args.warmup = min(args.rounds, 2), 1, 2
         args.matmul_size = args.matmul_size or 512
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -364,7 +367,8 @@ def run(args: argparse.Namespace, script: str, make_step: StepFactory, flops_per
         config = tsf_config(args, case.attention_type)
         pixel_values, labels = make_inputs(config, args)
         step = make_step(build_model(config, case, args), case, args, pixel_values, labels)
-        step()  # warm-up: compilation, optimizer state, thread pools
+        for _ in range(max(args.warmup, 1)):  # compilation, optimizer state, thread pools
+            step()
         with peak_memory_above_baseline(args.device) as memory:
             step()
         print("PEAK_BYTES", memory["peak_bytes"])
