@@ -159,40 +159,84 @@ def test_parity_with_transformers_timesformer(attention_type):
     assert expected.logits.abs().max() > 0.1  # not a trivially small output
 
 
-# ---------------------------------------------------------------------- space_only against REFERENCE semantics
+# ------------------------------------------------------- the official schemes against a from-scratch reference
 
 
-def reference_space_only_logits(model: TsfForVideoClassification, pixel_values: torch.Tensor) -> torch.Tensor:
-    """Written from the paper's description: every frame is a ViT sequence with its own cls; after the last block
-    all tokens are averaged over frames, then final norm, cls, head."""
-    state = {key: value for key, value in model.state_dict().items()}
+def reference_logits(model: TsfForVideoClassification, pixel_values: torch.Tensor) -> torch.Tensor:
+    """The original network's semantics written out from the paper and the original code's documented behaviour,
+    with plain tensor ops on the state dict: frames independent with their own cls (space-only, averaged over frames
+    before the final norm), all tokens together (joint), or time then space with the shared cls averaged over frames
+    and `temporal_fc` (divided). Position tables resized with nearest only when the token count differs."""
+    state = model.state_dict()
     config = model.config
-    batch_size, num_frames = pixel_values.shape[:2]
-    heads, width = config.num_attention_heads, config.hidden_size
-    frames = pixel_values.flatten(0, 1)
-    x = F.conv2d(frames, state["tsf.embeddings.patch_embeddings.projection.weight"],
-                 state["tsf.embeddings.patch_embeddings.projection.bias"], stride=config.patch_size)
-    x = x.flatten(2).transpose(1, 2)
-    cls = state["tsf.embeddings.cls_token"].expand(x.shape[0], -1, -1)
-    x = torch.cat([cls, x], 1) + state["tsf.embeddings.position_embeddings"]
+    attention_type = config.attention_type
+    heads, width, patch = config.num_attention_heads, config.hidden_size, config.patch_size
+    batch_size, num_frames, _, height, width_px = pixel_values.shape
+    rows, cols = height // patch, width_px // patch
+    num_patches = rows * cols
 
     def layer_norm(t, name):
         return F.layer_norm(t, (width,), state[name + ".weight"], state[name + ".bias"], eps=config.layer_norm_eps)
 
+    def linear(t, name):
+        return F.linear(t, state[name + ".weight"], state[name + ".bias"])
+
+    def attention(t, name):  # t: (sequences, tokens, width)
+        q, k, v = linear(t, name + ".qkv").view(*t.shape[:2], 3, heads, width // heads).permute(2, 0, 3, 1, 4)
+        weights = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(width // heads), -1)
+        return linear((weights @ v).transpose(1, 2).reshape(t.shape), name + ".proj")
+
+    # embeddings: per frame, (b t) order as in the original
+    frames = pixel_values.flatten(0, 1)
+    x = F.conv2d(frames, state["tsf.embeddings.patch_embeddings.projection.weight"],
+                 state["tsf.embeddings.patch_embeddings.projection.bias"], stride=patch).flatten(2).transpose(1, 2)
+    position = state["tsf.embeddings.position_embeddings"]
+    if 1 + num_patches != position.shape[1]:
+        side = int(math.isqrt(position.shape[1] - 1))
+        table = position[:, 1:].transpose(1, 2).reshape(1, width, side, side)
+        table = F.interpolate(table, size=(rows, cols), mode="nearest").flatten(2).transpose(1, 2)
+        position = torch.cat([position[:, :1], table], 1)
+    x = torch.cat([state["tsf.embeddings.cls_token"].expand(x.shape[0], -1, -1), x], 1) + position
+    if attention_type != "space_only":
+        cls = x[:batch_size, :1]
+        time = state["tsf.embeddings.time_embeddings"]
+        if num_frames != time.shape[1]:
+            time = F.interpolate(time.transpose(1, 2), size=num_frames, mode="nearest").transpose(1, 2)
+        patches = x[:, 1:].reshape(batch_size, num_frames, num_patches, width).transpose(1, 2) + time[:, None]
+        x = torch.cat([cls, patches.reshape(batch_size, num_patches * num_frames, width)], 1)
+
     for i in range(config.num_hidden_layers):
         prefix = f"tsf.layers.{i}."
-        h = layer_norm(x, prefix + "steps.0.norm")
-        qkv = F.linear(h, state[prefix + "steps.0.attention.qkv.weight"], state[prefix + "steps.0.attention.qkv.bias"])
-        q, k, v = qkv.view(h.shape[0], h.shape[1], 3, heads, width // heads).permute(2, 0, 3, 1, 4)
-        attention = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(width // heads), -1)
-        out = (attention @ v).transpose(1, 2).reshape(h.shape)
-        x = x + F.linear(out, state[prefix + "steps.0.attention.proj.weight"], state[prefix + "steps.0.attention.proj.bias"])
-        h = layer_norm(x, prefix + "norm")
-        h = F.gelu(F.linear(h, state[prefix + "mlp.fc1.weight"], state[prefix + "mlp.fc1.bias"]))
-        x = x + F.linear(h, state[prefix + "mlp.fc2.weight"], state[prefix + "mlp.fc2.bias"])
-    x = x.view(batch_size, num_frames, *x.shape[1:]).mean(1)
-    x = layer_norm(x, "tsf.layernorm")
-    return F.linear(x[:, 0], state["classifier.weight"], state["classifier.bias"])
+        if attention_type in ("space_only", "joint_space_time"):
+            x = x + attention(layer_norm(x, prefix + "steps.0.norm"), prefix + "steps.0.attention")
+        else:
+            cls, patches = x[:, :1], x[:, 1:]
+            temporal = patches.reshape(batch_size * num_patches, num_frames, width)
+            temporal = attention(layer_norm(temporal, prefix + "steps.0.norm"), prefix + "steps.0.attention")
+            patches = patches + linear(temporal.reshape(batch_size, -1, width), prefix + "steps.0.fc")
+            spatial = patches.reshape(batch_size, num_patches, num_frames, width).transpose(1, 2)
+            spatial = torch.cat([cls.expand(-1, num_frames, -1).reshape(-1, 1, width),
+                                 spatial.reshape(-1, num_patches, width)], 1)
+            spatial = attention(layer_norm(spatial, prefix + "steps.1.norm"), prefix + "steps.1.attention")
+            cls_update = spatial[:, 0].reshape(batch_size, num_frames, width).mean(1, keepdim=True)
+            patch_update = spatial[:, 1:].reshape(batch_size, num_frames, num_patches, width).transpose(1, 2)
+            x = torch.cat([cls + cls_update, patches + patch_update.reshape(batch_size, -1, width)], 1)
+        x = x + linear(F.gelu(linear(layer_norm(x, prefix + "norm"), prefix + "mlp.fc1")), prefix + "mlp.fc2")
+    if attention_type == "space_only":
+        x = x.view(batch_size, num_frames, *x.shape[1:]).mean(1)
+    return linear(layer_norm(x, "tsf.layernorm")[:, 0], "classifier")
+
+
+@pytest.mark.parametrize("attention_type", ["space_only", "joint_space_time", "divided_space_time"])
+def test_official_schemes_match_the_reference_at_any_clip_shape(attention_type):
+    """Frame counts and grids other than the tables' (resized tables), and the tables' own, batch of two."""
+    model = randomise(TsfForVideoClassification(tiny_config(attention_type=attention_type)), std=0.2)
+    for frames, height, width in [(4, 32, 32), (7, 24, 40), (1, 16, 24), (3, 48, 16), (6, 40, 40), (2, 16, 48)]:
+        pixel_values = torch.randn(2, frames, 3, height, width)
+        with torch.no_grad():
+            actual, expected = model(pixel_values).logits, reference_logits(model, pixel_values)
+        torch.testing.assert_close(actual, expected, atol=1e-5, rtol=0, msg=f"{frames}x{height}x{width}")
+    assert expected.abs().max() > 0.1
 
 
 def test_space_only_averages_frames_before_final_norm():
@@ -200,7 +244,7 @@ def test_space_only_averages_frames_before_final_norm():
     pixel_values = torch.randn(2, 4, 3, 32, 32) * torch.tensor([0.1, 1.0, 3.0, 10.0])[:, None, None, None]
     with torch.no_grad():
         output = model(pixel_values, output_hidden_states=True)
-        expected = reference_space_only_logits(model, pixel_values)
+        expected = reference_logits(model, pixel_values)
         # averaging per-frame logits instead would give something else
         per_frame = model(pixel_values.flatten(0, 1)[:, None]).logits.view(2, 4, -1).mean(1)
     assert output.logits.shape == (2, 3)
@@ -344,43 +388,61 @@ def test_each_step_attends_exactly_within_its_groups(step_name, grid):
             assert changed == expected, (step_name, grid, coordinates[source])
 
 
+def reference_step(step, hidden_states: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
+    """One attention step computed group by group from the group definitions (no reshapes shared with the model):
+    cls joins every group of steps that attend to it and gets the mean of its copies' updates; padding does not
+    exist here, so uneven groups are simply smaller."""
+    frames, rows, cols = grid
+    heads, head_dim = step.attention.num_heads, step.attention.head_dim
+    coordinates = grid_coordinates(frames, rows, cols)
+    groups: dict = {}
+    for index, coordinate in enumerate(coordinates):
+        members = [i for i, other in enumerate(coordinates) if expected_same_group(step.name, coordinate, other, *grid)]
+        groups.setdefault(tuple(members), None)
+    output = hidden_states.clone()
+    attends_cls = STEP_GROUPINGS[step.name].attends_cls
+    for batch in range(hidden_states.shape[0]):
+        cls_updates = []
+        for members in groups:
+            rows_in = [1 + member for member in members]
+            sequence = hidden_states[batch, ([0] if attends_cls else []) + rows_in]
+            q, k, v = step.attention.qkv(step.norm(sequence)).view(len(sequence), 3, heads, head_dim).permute(1, 2, 0, 3)
+            attended = (torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(head_dim), -1) @ v).transpose(0, 1)
+            update = step.attention.proj(attended.reshape(len(sequence), -1))
+            if step.fc is not None:
+                update = step.fc(update)
+            if attends_cls:
+                cls_updates.append(update[0])
+                update = update[1:]
+            output[batch, rows_in] = hidden_states[batch, rows_in] + update
+        if attends_cls:
+            output[batch, 0] = hidden_states[batch, 0] + torch.stack(cls_updates).mean(0)
+    return output
+
+
 @pytest.mark.parametrize("step_name", list(STEP_GROUPINGS))
-def test_cls_is_averaged_over_groups_and_left_out_of_time_steps(step_name):
-    """Reference: copy cls into every group, attend, project; cls update = mean of the copies' updates."""
+@pytest.mark.parametrize("grid", [(4, 4, 4), (3, 5, 3), (2, 3, 5), (5, 1, 3)])
+def test_each_step_matches_a_group_by_group_reference(step_name, grid):
+    """Values, not only visibility: cls copies and their averaging, the extra fc, and odd sizes (masked padding in
+    the model) against unpadded per-group attention, batch of two, float64."""
     config = TsfConfig(**{**TINY, "num_hidden_layers": 1}, attention_type=STEP_OF_SCHEME[step_name])
-    layer = randomise(TsfModel(config), std=0.3).layers[0]
+    layer = randomise(TsfModel(config), std=0.3).layers[0].double()
     step = next(step for step in layer.steps if step.name == step_name)
-    grid = (4, 4, 4)
-    hidden_states = torch.randn(1, 65, 32)
-    changed_cls = hidden_states.clone()
-    changed_cls[:, 0] += torch.randn(32)
+    hidden_states = torch.randn(2, 1 + grid[0] * grid[1] * grid[2], 32, dtype=torch.float64)
     with torch.no_grad():
-        out, weights = layer.attention_step(step, hidden_states, grid, output_attentions=True)
-        out_changed_cls, _ = layer.attention_step(step, changed_cls, grid, output_attentions=True)
-        if not STEP_GROUPINGS[step_name].attends_cls:
-            assert torch.equal(out[:, 0], hidden_states[:, 0])
-            assert torch.equal(out_changed_cls[:, 1:], out[:, 1:])
-            return
-        grouper = TokenGrouper(STEP_GROUPINGS[step_name], *grid)
-        cls_copies = hidden_states[:, :1].expand(grouper.num_groups, 1, 32)
-        groups = torch.cat([cls_copies, grouper.group(hidden_states[:, 1:])], 1)
-        heads, head_dim = 4, 8
-        q, k, v = step.attention.qkv(step.norm(groups)).view(grouper.num_groups, -1, 3, heads, head_dim).permute(2, 0, 3, 1, 4)
-        attended = (torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(head_dim), -1) @ v).transpose(1, 2).flatten(2)
-        update = step.attention.proj(attended)
-        if step.fc is not None:
-            update = step.fc(update)
-        torch.testing.assert_close(out[:, :1], hidden_states[:, :1] + update[:, :1].mean(0, keepdim=True), atol=1e-5, rtol=0)
-        expected_patches = hidden_states[:, 1:] + grouper.ungroup(update[:, 1:], 1)
-        torch.testing.assert_close(out[:, 1:], expected_patches, atol=1e-5, rtol=0)
-        assert not torch.equal(out_changed_cls[:, 1:], out[:, 1:])  # every patch sees cls
-        assert weights.shape == (grouper.num_groups, 4, 1 + grouper.num_tokens, 1 + grouper.num_tokens)
+        expected = reference_step(step, hidden_states, grid)
+        for implementation in ("eager", "sdpa"):
+            config._attn_implementation = implementation
+            actual, _ = layer.attention_step(step, hidden_states, grid)
+            torch.testing.assert_close(actual, expected, atol=1e-10, rtol=0)
+    if not STEP_GROUPINGS[step_name].attends_cls:
+        assert torch.equal(actual[:, 0], hidden_states[:, 0])
 
 
 @pytest.mark.parametrize("grid", [(3, 3, 5), (1, 1, 1), (5, 4, 4)])
 def test_sparse_local_global_odd_grids_use_masked_padding(grid):
-    """Odd frame counts, rows or columns: the last half-block / parity group is padded and the padding masked,
-    so results equal an unpadded computation over the real members of each group."""
+    """Odd frame counts, rows or columns pad the last half-block / parity group with masked tokens: every backend
+    agrees and padded keys get exactly zero weight (values against unpadded groups: the group-by-group test)."""
     frames, rows, cols = grid
     model = randomise(TsfModel(TsfConfig(**TINY, attention_type="sparse_local_global")), std=0.1)
     pixel_values = torch.randn(1, frames, 3, rows * 8, cols * 8)
@@ -502,6 +564,29 @@ def test_every_scheme_trains(attention_type):
     assert losses[-1] < 0.6 * losses[0]
 
 
+def test_drop_path_drops_whole_groups_of_a_step_as_the_original():
+    """The time step's residual is dropped per (video, patch) group before `temporal_fc`: a dropped group's tokens
+    all receive exactly fc's bias, a kept group's tokens none of them."""
+    config = TsfConfig(**{**TINY, "num_hidden_layers": 2}, drop_path_rate=0.5)
+    layer = randomise(TsfModel(config), std=0.3).layers[1].train()
+    step = layer.steps[0]
+    hidden_states = torch.randn(2, 1 + 16 * 4, 32)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        output, _ = layer.attention_step(step, hidden_states, (4, 4, 4))
+    got_bias_only = torch.isclose(output[:, 1:] - hidden_states[:, 1:], step.fc.bias, atol=1e-6).all(-1)
+    per_group = got_bias_only.view(2, 16, 4)  # (video, patch, frame)
+    assert torch.equal(per_group.all(-1), per_group.any(-1))  # all or none of a group's frames
+    assert 0 < per_group.all(-1).sum() < 32
+
+
+def test_patch_embedding_keeps_pytorchs_default_init():
+    model = TsfModel(TsfConfig(hidden_size=64, num_hidden_layers=1, num_attention_heads=4, intermediate_size=64))
+    weight = model.embeddings.patch_embeddings.projection.weight
+    bound = 1 / math.sqrt(weight[0].numel())  # kaiming_uniform(a=sqrt(5)) gives U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+    assert weight.abs().max() <= bound and weight.abs().max() > 0.9 * bound
+
+
 def test_drop_path_is_identity_in_eval_and_random_in_training():
     model = randomise(TsfForVideoClassification(tiny_config(drop_path_rate=0.5)), std=0.1)
     pixel_values = torch.randn(2, 4, 3, 32, 32)
@@ -555,6 +640,12 @@ def test_unknown_forward_arguments_are_rejected():
     model = TsfForVideoClassification(tiny_config())
     with pytest.raises(TypeError, match="unexpected keyword argument"):
         model(torch.randn(1, 4, 3, 32, 32), interpolate_pos_encoding=True)
+
+
+def test_labels_must_be_a_tensor():
+    model = TsfForVideoClassification(tiny_config())
+    with pytest.raises(TypeError, match="labels must be a tensor"):
+        model(torch.randn(2, 4, 3, 32, 32), labels=[0, 1])
 
 
 def test_labels_with_wrong_batch_size_raise():

@@ -126,10 +126,9 @@ class TsfConfig(PreTrainedConfig):
             "position_embedding_interpolation",
             f"one of {POSITION_INTERPOLATION_MODES}",
         )
-        check(self.hidden_act in ACT2FN, "hidden_act", f"an activation known to transformers' ACT2FN")
-        for field in ("patch_size", "num_channels", "num_frames", "hidden_size", "num_hidden_layers"):
-            check(getattr(self, field) > 0, field, "a positive integer")
-        for field in ("num_attention_heads", "intermediate_size"):
+        check(self.hidden_act in ACT2FN, "hidden_act", "an activation known to transformers' ACT2FN")
+        positive_fields = ("patch_size", "num_channels", "num_frames", "hidden_size", "num_hidden_layers")
+        for field in positive_fields + ("num_attention_heads", "intermediate_size"):
             check(getattr(self, field) > 0, field, "a positive integer")
         check(
             self.hidden_size % self.num_attention_heads == 0,

@@ -1,5 +1,7 @@
 """TimeSformer: space-time attention for video classification (Bertasius et al., ICML 2021)."""
 
+import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -13,6 +15,7 @@ from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import ImageClassifierOutput
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.utils import ModelOutput
+from transformers.utils.generic import is_flash_attention_requested
 
 from .configuration_tsf import TsfConfig
 
@@ -178,15 +181,18 @@ def eager_attention_forward(
     attn_weights = torch.matmul(query, key.transpose(-1, -2)) * scaling
     if attention_mask is not None:
         attn_weights = attn_weights + attention_mask
-    attn_weights = F.softmax(attn_weights, dim=-1, dtype=torch.float32).to(query.dtype)
+    softmax_dtype = torch.promote_types(query.dtype, torch.float32)  # at least float32 for half precisions
+    attn_weights = F.softmax(attn_weights, dim=-1, dtype=softmax_dtype).to(query.dtype)
     attn_weights = F.dropout(attn_weights, p=dropout, training=module.training)
     attn_output = torch.matmul(attn_weights, value).transpose(1, 2).contiguous()
     return attn_output, attn_weights
 
 
-def _attention_mask_for(implementation: str, key_padding_mask: torch.Tensor, num_queries: int, dtype: torch.dtype):
+def _attention_mask_for(
+    implementation: str, key_padding_mask: torch.Tensor, num_queries: int, dtype: torch.dtype
+) -> torch.Tensor | object:
     """The mask each attention backend expects, from a `(groups, tokens)` key padding mask (True = real token)."""
-    if implementation.startswith("flash"):
+    if is_flash_attention_requested(requested_attention_implementation=implementation):
         return key_padding_mask.to(torch.int32)
     if implementation == "flex_attention":
         from torch.nn.attention.flex_attention import create_block_mask
@@ -328,6 +334,7 @@ class TsfDropPath(nn.Module):
         self.drop_prob = drop_prob
 
     def forward(self, residual: torch.Tensor) -> torch.Tensor:
+        """Zeroes whole samples (dimension 0) with probability `drop_prob` and rescales the rest, in training."""
         if self.drop_prob == 0.0 or not self.training:
             return residual
         keep_prob = 1.0 - self.drop_prob
@@ -354,6 +361,8 @@ class TsfAttentionStep(nn.Module):
 
 
 class TsfMLP(nn.Module):
+    """fc1 -> activation -> fc2, with dropout after each."""
+
     def __init__(self, config: TsfConfig):
         super().__init__()
         self.fc1 = nn.Linear(config.hidden_size, config.intermediate_size)
@@ -397,8 +406,9 @@ class TsfLayer(GradientCheckpointingLayer):
         grid: tuple[int, int, int],
         output_attentions: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """One attention step with its residual on `(B, 1 + rows*cols*frames, D)` tokens (cls first). Norm, `qkv`,
-        `proj` and `fc` act per token, so only the attention itself runs on the step's groups."""
+        """One attention step with its residual on `(B, 1 + rows*cols*frames, D)` tokens (cls first). Norm and `qkv`
+        act per token, so they run before grouping; drop path acts per group (as in the original), so `proj` and it
+        run on the groups."""
         batch_size = hidden_states.shape[0]
         grouper = TokenGrouper(step.grouping, *grid)
         attends_cls = step.grouping.attends_cls
@@ -416,9 +426,9 @@ class TsfLayer(GradientCheckpointingLayer):
                 key_padding_mask = F.pad(key_padding_mask, (1, 0), value=True)
             key_padding_mask = key_padding_mask.repeat(batch_size, 1)
         attended, weights = attention(query, key, value, key_padding_mask, output_attentions)
-        # cls: its copies' outputs are averaged over the groups (by `ungroup`, before the affine proj and fc)
-        update = attention.proj_dropout(attention.proj(grouper.ungroup(attended, batch_size, prefix=attends_cls)))
-        update = self.drop_path(update)
+        # as the original: projection and drop path per group, then cls averaged over its copies, then the extra fc
+        update = self.drop_path(attention.proj_dropout(attention.proj(attended)))
+        update = grouper.ungroup(update, batch_size, prefix=attends_cls)
         if step.fc is not None:
             update = step.fc(update)
         if attends_cls:
@@ -427,6 +437,8 @@ class TsfLayer(GradientCheckpointingLayer):
 
 
 class TsfPreTrainedModel(PreTrainedModel):
+    """Weight initialisation, saving with `auto_map`, and the attention backends shared by the tsf models."""
+
     config: TsfConfig
     base_model_prefix = "tsf"
     main_input_name = "pixel_values"
@@ -439,7 +451,7 @@ class TsfPreTrainedModel(PreTrainedModel):
     _supports_attention_backend = True
     _can_compile_fullgraph = True
 
-    def save_pretrained(self, save_directory, *args, **kwargs):
+    def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
         """As `PreTrainedModel.save_pretrained`; `auto_map` names both model classes, so `AutoModel` and
         `AutoModelForVideoClassification` load the folder with `trust_remote_code=True` where tsf_hf is absent."""
         module = type(self).__module__.rsplit(".", 1)[-1]
@@ -451,16 +463,21 @@ class TsfPreTrainedModel(PreTrainedModel):
         return super().save_pretrained(save_directory, *args, **kwargs)
 
     def _init_weights(self, module: nn.Module) -> None:
-        """As the original: truncated normal for linear and conv weights, cls and spatial table; zero biases, temporal
-        table and every step's extra fc (so a block starts as its last step alone)."""
+        """As the original: truncated normal for linear weights, cls and spatial table; zero linear biases, temporal
+        table and every step's extra fc (so a block starts as its last step alone); PyTorch's default for the patch
+        convolution."""
         std = self.config.initializer_range
-        if isinstance(module, (nn.Linear, nn.Conv2d)):
+        if isinstance(module, nn.Linear):
             if getattr(module, "zero_init", False):
                 init.zeros_(module.weight)
             else:
                 init.trunc_normal_(module.weight, mean=0.0, std=std)
             if module.bias is not None:
                 init.zeros_(module.bias)
+        elif isinstance(module, nn.Conv2d):  # PyTorch's default, which the original keeps for the patch embedding
+            init.kaiming_uniform_(module.weight, a=math.sqrt(5))
+            fan_in = module.weight[0].numel()
+            init.uniform_(module.bias, -1 / math.sqrt(fan_in), 1 / math.sqrt(fan_in))
         elif isinstance(module, nn.LayerNorm):
             init.ones_(module.weight)
             init.zeros_(module.bias)
@@ -484,6 +501,7 @@ class TsfModel(TsfPreTrainedModel):
         self.post_init()
 
     def get_input_embeddings(self) -> nn.Module:
+        """The per-frame patch embedding."""
         return self.embeddings.patch_embeddings
 
     def check_pixel_values(self, pixel_values: torch.Tensor) -> torch.Tensor:
@@ -619,6 +637,8 @@ class TsfForVideoClassification(TsfPreTrainedModel):
             logits = logits.view(batch_size, num_views, -1).mean(1)
         loss = None
         if labels is not None:
+            if not isinstance(labels, torch.Tensor) or labels.ndim == 0:
+                raise TypeError(f"labels must be a tensor with one row per video, got {labels!r}")
             if labels.shape[0] != logits.shape[0]:
                 raise ValueError(f"labels has {labels.shape[0]} rows for {logits.shape[0]} videos")
             loss = self.loss_function(labels, logits, self.config)
