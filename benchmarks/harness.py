@@ -315,8 +315,16 @@ def forward_flops(config: TsfConfig, batch_size: int, model: str) -> int:
     return batch_size * count_macs(config, per_group_projections=model == "transformers").flops
 
 
+def cpu_name() -> str:
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as cpuinfo:
+        for line in cpuinfo:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "cpu"
+
+
 def environment(args: argparse.Namespace, peaks: dict[str, float]) -> dict:
-    device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor() or "cpu"
+    device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else cpu_name()
     return {
         "torch": torch.__version__,
         "device": args.device,
