@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from conftest import decode_all
 
 from tsf_hf import TsfConfig, TsfForVideoClassification, TsfImageProcessor, TsfVideoProcessor
 from tsf_hf.inference import classify_long_video
@@ -83,3 +84,22 @@ def test_short_video_and_frames(model, video_factory):
     assert prediction.clip_indices.shape == (3, 4)
     with pytest.raises(ValueError, match="clips_per_batch must be >= 1"):
         classify_long_video(model, video_processor, frames, clips_per_batch=0)
+
+
+def test_array_frames_take_the_fps_and_value_checks_of_the_processor(model, video_factory):
+    frames = decode_all(video_factory(num_frames=90, fps=15))
+    video_processor = processor(sampling_strategy="dense", sampling_rate=2, video_backend="pyav")
+    prediction = classify_long_video(
+        model, video_processor, frames, num_clips=3, progress=False, video_metadata={"fps": 15}
+    )
+    inputs = video_processor(frames, num_temporal_clips=3, video_metadata={"fps": 15}, return_metadata=True)
+    assert prediction.fps == 15
+    np.testing.assert_array_equal(prediction.clip_indices, inputs["video_metadata"][0].frames_indices)
+    assert prediction.clip_indices[0, -1] - prediction.clip_indices[0, 0] == 3  # span 4 * 2 * 15 / 30 frames
+    with pytest.raises(ValueError, match="the frames are floats in \\[0, 1\\]"):
+        classify_long_video(model, video_processor, frames.astype(np.float32) / 255, num_clips=3, progress=False)
+    unit = classify_long_video(
+        model, video_processor, frames.astype(np.float32) / 255, num_clips=3, progress=False,
+        video_metadata={"fps": 15}, do_rescale=False,
+    )
+    torch.testing.assert_close(unit.logits, prediction.logits, atol=1e-5, rtol=0)

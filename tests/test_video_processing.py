@@ -17,7 +17,7 @@ from PIL import Image
 from transformers import AutoImageProcessor, AutoVideoProcessor
 
 from tsf_hf import TsfImageProcessor, TsfVideoProcessor
-from tsf_hf.video_processing_tsf import open_video, sample_clip_indices
+from tsf_hf.video_processing_tsf import open_video, sample_clip_indices, short_side_resize
 
 
 SMALL = {"size": {"shortest_edge": 24}, "crop_size": 24, "num_frames": 4}
@@ -98,6 +98,41 @@ def test_three_crops_follow_the_long_side():
     views = TsfVideoProcessor(**SMALL, num_spatial_crops=3)(portrait, num_frames=2)["pixel_values"][0]
     expected = [(portrait[:, :, top : top + 24].float() / 255 - 0.45) / 0.225 for top in (0, 8, 16)]
     torch.testing.assert_close(views, torch.stack(expected))
+
+
+@pytest.mark.parametrize("height, width, expected", [(140, 575, (224, 919)), (575, 140, (919, 224))])
+def test_short_side_resize_rounds_like_the_original(height, width, expected):
+    # long / short * 224 in floating point is 919.99999..., floored to 919 (the exact 575 * 224 / 140 is 920)
+    assert short_side_resize(torch.zeros(1, 3, height, width), 224).shape[-2:] == expected
+    frames = np.zeros((2, height, width, 3), dtype=np.uint8)
+    output = TsfVideoProcessor(num_frames=2, do_center_crop=False)(frames)["pixel_values"]
+    assert output.shape == (1, 2, 3) + expected
+
+
+def test_float_frames_already_in_unit_range_are_refused(small_video):
+    processor = TsfVideoProcessor(**SMALL)
+    frames = decode_all(small_video)
+    reference = processor(frames)["pixel_values"]
+    unit = frames.astype(np.float32) / 255
+    with pytest.raises(ValueError, match="video 0: the frames are floats in \\[0, 1\\].* pass do_rescale=False"):
+        processor(unit)
+    with pytest.raises(ValueError, match="video 1: the frames are floats in \\[0, 1\\]"):
+        processor([frames, torch.from_numpy(unit).permute(0, 3, 1, 2)])
+    with pytest.raises(ValueError, match="video 0: the frames are floats in \\[0, 1\\]"):
+        TsfImageProcessor(**SMALL)(list(unit))
+    torch.testing.assert_close(processor(unit, do_rescale=False)["pixel_values"], reference, atol=1e-5, rtol=0)
+    # float 0-255 values, and all-zero frames (which rescaling leaves alone), are processed as before
+    assert torch.equal(processor(frames.astype(np.float32))["pixel_values"], reference)
+    black = processor(np.zeros((4, 48, 64, 3), dtype=np.float32))["pixel_values"]
+    torch.testing.assert_close(black, torch.full_like(black, -0.45 / 0.225))
+
+
+@pytest.mark.parametrize("channel_order", ["rgb", "bgr"])
+def test_frames_of_views_undoes_the_value_transforms(channel_order):
+    frames = torch.from_numpy(np.stack([synthetic_frame(index, 24, 24) for index in range(4)]))  # no resize or crop
+    processor = TsfVideoProcessor(**SMALL, channel_order=channel_order)
+    views = processor(frames.permute(0, 3, 1, 2))["pixel_values"][0]
+    assert torch.equal(processor.frames_of_views(views), frames)
 
 
 def test_fps_of_array_inputs_from_video_metadata(video_factory):

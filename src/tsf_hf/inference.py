@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .video_processing_tsf import TsfProcessingMixin, open_video
+from .video_processing_tsf import TsfProcessingMixin, source_fps
 
 
 @dataclass
@@ -19,7 +19,7 @@ class LongVideoPrediction:
         clip_logits (`torch.Tensor` of shape `(num_clips, num_labels)`): per clip, averaged over its crops.
         clip_indices (`np.ndarray` of shape `(num_clips, num_frames)`): the source frames of each clip.
         num_source_frames (`int`): frames in the video.
-        fps (`float` or `None`): the video's frame rate.
+        fps (`float` or `None`): the frame rate sampling used (the video's, or the one `video_metadata` gave).
     """
 
     logits: torch.Tensor
@@ -42,7 +42,7 @@ def classify_long_video(
     num_clips: int = 48,
     clips_per_batch: int = 4,
     progress: bool = True,
-    **processor_kwargs,
+    **processor_kwargs: Any,
 ) -> LongVideoPrediction:
     """Classifies a video of any length by covering it with `num_clips` evenly spaced clips and averaging logits.
 
@@ -60,7 +60,8 @@ def classify_long_video(
         num_clips: clips covering the video.
         clips_per_batch: clips per forward pass (each holds `num_frames x num_spatial_crops` views).
         progress: show a tqdm progress bar over clips.
-        processor_kwargs: overrides of the processor's settings (e.g. `num_frames`, `sampling_strategy`).
+        processor_kwargs: overrides of the processor's settings (e.g. `num_frames`, `sampling_strategy`, or
+            `video_metadata={"fps": ...}` for frames given as arrays).
     """
     if clips_per_batch < 1:
         raise ValueError(f"clips_per_batch must be >= 1, got {clips_per_batch}")
@@ -68,17 +69,17 @@ def classify_long_video(
         **{**processor_kwargs, "num_temporal_clips": num_clips, "do_sample_frames": True}
     )
     parameter = next(model.parameters())
-    with open_video(video, backend=settings["video_backend"], convert_rgb=settings["do_convert_rgb"]) as reader:
-        indices = video_processor.clip_indices(reader.num_frames, reader.fps, settings)
+    with video_processor.open_reader(video, settings) as reader:
+        fps = source_fps(reader, settings["video_metadata"])
+        indices = video_processor.clip_indices(reader.num_frames, fps, settings)
         clip_logits = []
         with tqdm(total=len(indices), desc="clips", unit="clip", disable=not progress) as bar:
             for first in range(0, len(indices), clips_per_batch):
                 batch_indices = indices[first : first + clips_per_batch]
-                frames = reader.get_frames(batch_indices.reshape(-1))
-                views = video_processor.views_of_clips(frames.reshape(batch_indices.shape + frames.shape[1:]), settings)
+                views = video_processor.read_views(reader, batch_indices, settings)
                 logits = model(pixel_values=views.to(device=parameter.device, dtype=parameter.dtype)).logits
                 clip_logits.append(logits.float().view(len(batch_indices), -1, logits.shape[-1]).mean(1).cpu())
-                del frames, views
+                del views
                 bar.update(len(batch_indices))
     clip_logits = torch.cat(clip_logits)
     return LongVideoPrediction(
@@ -86,7 +87,7 @@ def classify_long_video(
         clip_logits=clip_logits,
         clip_indices=indices,
         num_source_frames=reader.num_frames,
-        fps=reader.fps,
+        fps=fps,
     )
 
 

@@ -91,7 +91,7 @@ class VideoReader:
     def __enter__(self) -> "VideoReader":
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: Any) -> None:
         self.close()
 
 
@@ -350,6 +350,13 @@ class TorchCodecReader(VideoReader):
             raise ValueError(f"{self.name}: the video data is corrupted ({error})") from error
 
 
+def source_fps(reader: VideoReader, metadata: Any = None) -> float | None:
+    """The frame rate sampling assumes: the `fps` of `metadata` (a `VideoMetadata` or dict) when it gives one, else the
+    reader's (`None` for frames without metadata: sampling then takes `target_fps`)."""
+    given = dict(metadata).get("fps") if metadata is not None else None
+    return given or reader.fps
+
+
 def _describe(video: Any, index: int | None) -> str:
     """How errors name an input: its path if it has one, else its position."""
     path = video.get("path") if isinstance(video, dict) else video
@@ -479,21 +486,25 @@ def sample_clip_indices(
 
 
 def short_side_resize(frames: torch.Tensor, short_side: int, mode: str = "bilinear") -> torch.Tensor:
-    """Resizes `(T, C, H, W)` float frames so the short side is `short_side`; the long side is scaled and floored.
-    Interpolation on float values, `align_corners=False`, no antialiasing; frames already at size are returned as
-    they are."""
+    """Resizes `(T, C, H, W)` float frames so the short side is `short_side` and the long side
+    `floor(long / short * short_side)`. Interpolation on float values, `align_corners=False`, no antialiasing;
+    frames already at size are returned as they are."""
     height, width = frames.shape[-2:]
     if min(height, width) == short_side:
         return frames
+    # the aspect ratio first, then the product, in floating point (as the original): 140x575 at 224 gives 919 columns,
+    # where the exact 575 * 224 / 140 would give 920
     if width <= height:
-        size = (int(math.floor(height * short_side / width)), short_side)
+        size = (int(math.floor(height / width * short_side)), short_side)
     else:
-        size = (short_side, int(math.floor(width * short_side / height)))
+        size = (short_side, int(math.floor(width / height * short_side)))
     kwargs = {} if mode == "nearest" else {"align_corners": False}
     return F.interpolate(frames, size=size, mode=mode, **kwargs)
 
 
-def spatial_crop_offsets(height: int, width: int, crop_height: int, crop_width: int, num_crops: int) -> list:
+def spatial_crop_offsets(
+    height: int, width: int, crop_height: int, crop_width: int, num_crops: int
+) -> list[tuple[int, int]]:
     """Top-left corners of `num_crops` (1 or 3) crops: the centre (offsets rounded up), or start, centre and end
     along the long side (centred across the short side)."""
     if crop_height > height or crop_width > width:
@@ -571,7 +582,7 @@ class TsfProcessingMixin:
     train_flip = True
     video_backend = "auto"
 
-    def resolve_settings(self, **kwargs) -> dict[str, Any]:
+    def resolve_settings(self, **kwargs: Any) -> dict[str, Any]:
         """The processor's settings with call kwargs (and `train`, `generator`) applied, validated: what
         `transform_clip` and the sampling take."""
         for key in _UNSUPPORTED_KWARGS:
@@ -651,10 +662,31 @@ class TsfProcessingMixin:
         if train and settings["train_flip"] and bool(torch.rand((), generator=generator) < 0.5):
             views = views.flip(-1)
         if settings["do_normalize"]:
-            mean = torch.tensor(settings["image_mean"], dtype=views.dtype, device=views.device).view(-1, 1, 1)
-            std = torch.tensor(settings["image_std"], dtype=views.dtype, device=views.device).view(-1, 1, 1)
+            mean, std = self._channel_statistics(settings, views)
             views = (views - mean) / std
         return views
+
+    def frames_of_views(self, views: torch.Tensor, settings: dict[str, Any] | None = None) -> torch.Tensor:
+        """Undoes the value transforms of `transform_clip` (normalisation, rescaling, channel order) for display:
+        `(..., C, h, w)` views to `(..., h, w, C)` uint8 RGB frames."""
+        settings = settings if settings is not None else self.resolve_settings()
+        frames = views.float()
+        if settings["do_normalize"]:
+            mean, std = self._channel_statistics(settings, frames)
+            frames = frames * std + mean
+        if settings["do_rescale"]:
+            frames = frames / settings["rescale_factor"]
+        if settings["channel_order"] == "bgr":
+            frames = frames.flip(-3)
+        return frames.clamp(0, 255).round().to(torch.uint8).movedim(-3, -1)
+
+    @staticmethod
+    def _channel_statistics(settings: dict[str, Any], like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """`image_mean` and `image_std` as `(C, 1, 1)` tensors of `like`'s dtype and device."""
+        return tuple(
+            torch.tensor(settings[key], dtype=like.dtype, device=like.device).view(-1, 1, 1)
+            for key in ("image_mean", "image_std")
+        )
 
     def clip_indices(self, num_source_frames: int, fps: float | None, settings: dict[str, Any]) -> np.ndarray:
         """Frame indices `(clips, T)` the settings sample from a video of `num_source_frames` frames at `fps`
@@ -674,8 +706,31 @@ class TsfProcessingMixin:
             generator=settings["generator"],
         )
 
-    def views_of_clips(self, frames: torch.Tensor, settings: dict[str, Any]) -> torch.Tensor:
-        """`(clips, T, C, H, W)` frames (0-255) to `(clips * S, T, C, h, w)` views, clip-major."""
+    def open_reader(self, video: Any, settings: dict[str, Any], name: str | None = None) -> VideoReader:
+        """Opens one video with the settings' backend, RGB conversion and array layout (`input_data_format`)."""
+        channels_last = None
+        if settings["input_data_format"] is not None:
+            data_format = settings["input_data_format"]
+            channels_last = str(getattr(data_format, "value", data_format)) == "channels_last"
+        return open_video(video, name, settings["video_backend"], settings["do_convert_rgb"], channels_last)
+
+    def read_views(self, reader: VideoReader, indices: np.ndarray, settings: dict[str, Any]) -> torch.Tensor:
+        """Reads the frames at `indices` `(clips, T)` and returns their `(clips * S, T, C, h, w)` views, clip-major.
+
+        Raises a `ValueError` naming the video when `do_rescale` is on and the frames are floats already in [0, 1]:
+        dividing them by 255 again would silently give a black clip (every value near -2 after normalisation).
+        All-zero frames pass, as rescaling cannot change them.
+        """
+        frames = reader.get_frames(indices.reshape(-1))
+        if settings["do_rescale"] and frames.is_floating_point():
+            low, high = float(frames.min()), float(frames.max())
+            if low >= 0 and 0 < high <= 1:
+                raise ValueError(
+                    f"{reader.name}: the frames are floats in [0, 1] (max {high:.4g}), so they look already rescaled, "
+                    f"but do_rescale=True would divide them by {1 / settings['rescale_factor']:g} again; pass "
+                    "do_rescale=False for frames in [0, 1], or give 0-255 values (as uint8 to be unambiguous)"
+                )
+        frames = frames.reshape(indices.shape + frames.shape[1:])
         if settings["device"] is not None:
             frames = frames.to(settings["device"])
         return torch.cat([self.transform_clip(clip, settings) for clip in frames])
@@ -699,7 +754,8 @@ class TsfProcessingMixin:
 
         Args:
             videos: one video or a list of videos; a video is a path, file object, `bytes`, a `datasets` row
-                `{"path", "bytes"}`, numpy `(T, H, W, C)`, torch `(T, C, H, W)` or a list of frames.
+                `{"path", "bytes"}`, numpy `(T, H, W, C)`, torch `(T, C, H, W)` or a list of frames. Frame values are
+                0-255 (uint8 or float); floats already in [0, 1] need `do_rescale=False` (else a `ValueError`).
             train (`bool`, call only): training augmentation (one random view per video).
             generator (`torch.Generator`, call only): randomness for `train`.
             video_metadata: `VideoMetadata`/dict (or one per video) giving `fps` of array inputs (default 30).
@@ -714,22 +770,14 @@ class TsfProcessingMixin:
             metadata = [metadata] * len(batch)
         if metadata is not None and len(metadata) != len(batch):
             raise ValueError(f"got {len(metadata)} video_metadata entries for {len(batch)} videos")
-        channels_last = None
-        if settings["input_data_format"] is not None:
-            data_format = settings["input_data_format"]
-            channels_last = str(getattr(data_format, "value", data_format)) == "channels_last"
         outputs, all_metadata = [], []
         for index, video in enumerate(batch):
             name = _describe(video, index)
             self._check_input(video, name)
-            backend, convert_rgb = settings["video_backend"], settings["do_convert_rgb"]
-            with open_video(video, name, backend, convert_rgb, channels_last) as reader:
-                fps = reader.fps
-                if metadata is not None and metadata[index] is not None:
-                    fps = dict(metadata[index]).get("fps") or fps
+            with self.open_reader(video, settings, name) as reader:
+                fps = source_fps(reader, metadata[index] if metadata is not None else None)
                 indices = self.clip_indices(reader.num_frames, fps, settings)
-                frames = reader.get_frames(indices.reshape(-1))
-                views = self.views_of_clips(frames.reshape(indices.shape + frames.shape[1:]), settings)
+                views = self.read_views(reader, indices, settings)
                 height, width = reader.frame_size
                 all_metadata.append(
                     VideoMetadata(

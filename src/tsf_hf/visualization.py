@@ -179,15 +179,7 @@ def visualize_attention(
         maps = rollout_maps(attention_rollout(outputs.attentions, model.config, grid), grid)[0]
     else:
         maps = temporal_attention(outputs.attentions, grid, layer, query_frame)[0]
-    frames = pixel_values[0].float()
-    if settings["do_normalize"]:
-        mean = torch.tensor(settings["image_mean"]).view(-1, 1, 1)
-        frames = frames * torch.tensor(settings["image_std"]).view(-1, 1, 1) + mean
-    if settings["do_rescale"]:
-        frames = frames / settings["rescale_factor"]
-    if settings["channel_order"] == "bgr":
-        frames = frames.flip(1)
-    frames = frames.clamp(0, 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    frames = video_processor.frames_of_views(pixel_values[0], settings).numpy()
     save_overlay(overlay_attention(frames, maps.cpu().numpy(), alpha), output_path)
     return maps.cpu()
 
