@@ -5,7 +5,7 @@ Runs under plain `python`, `accelerate launch` (CPU, one or several GPUs, severa
 dataset argument it generates the built-in moving-square dataset and trains the small from-scratch preset on it:
 
     python examples/run_video_classification_no_trainer.py
-    accelerate launch --cpu --num_processes 2 examples/run_video_classification_no_trainer.py
+    torchrun --nproc_per_node 2 examples/run_video_classification_no_trainer.py --cpu    # 2 CPU processes (gloo)
     python examples/run_video_classification_no_trainer.py --train_dir videos/train --validation_dir videos/val \
         --model_name_or_path path/to/tsf-checkpoint --ignore_mismatched_sizes --learning_rate 5e-5
 """
@@ -74,6 +74,7 @@ def parse_args(argv=None):
     group.add_argument("--report_to", type=str, default="all")
     group.add_argument("--push_to_hub", action="store_true")
     group.add_argument("--hub_model_id", type=str, default=None)
+    group.add_argument("--cpu", action="store_true", help="train on the CPU even where a GPU is available.")
     group.add_argument("--num_threads", type=int, default=None, help="torch CPU threads per process.")
     group.add_argument("--no_prediction", action="store_true", help="skip the held-out pipeline prediction.")
     args = parser.parse_args(argv)
@@ -90,6 +91,7 @@ def main(argv=None):
         torch.set_num_threads(args.num_threads)
     accelerator_kwargs = {"log_with": args.report_to, "project_dir": args.output_dir} if args.with_tracking else {}
     accelerator = Accelerator(
+        cpu=args.cpu,
         gradient_accumulation_steps=args.gradient_accumulation_steps,
         mixed_precision=args.mixed_precision,
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
