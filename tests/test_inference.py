@@ -1,5 +1,7 @@
 """Long-video classification: the same numbers as the processor's multi-clip views, with bounded decoding."""
 
+from typing import Any
+
 import numpy as np
 import pytest
 import torch
@@ -25,7 +27,7 @@ def long_video(video_factory):
     return video_factory(num_frames=600, gop_size=30)
 
 
-def processor(**kwargs) -> TsfVideoProcessor:
+def processor(**kwargs: Any) -> TsfVideoProcessor:
     return TsfVideoProcessor(size={"shortest_edge": 32}, crop_size=32, num_frames=4, **kwargs)
 
 
@@ -103,3 +105,8 @@ def test_array_frames_take_the_fps_and_value_checks_of_the_processor(model, vide
         video_metadata={"fps": 15}, do_rescale=False,
     )
     torch.testing.assert_close(unit.logits, prediction.logits, atol=1e-5, rtol=0)
+    channels_first = classify_long_video(
+        model, video_processor, np.ascontiguousarray(frames.transpose(0, 3, 1, 2)), num_clips=3, progress=False,
+        video_metadata={"fps": 15}, input_data_format="channels_first",
+    )
+    torch.testing.assert_close(channels_first.logits, prediction.logits, atol=0, rtol=0)

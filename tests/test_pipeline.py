@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 import sysconfig
+from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -20,6 +22,7 @@ LABELS = {0: "left", 1: "right", 2: "up", 3: "down"}
 
 
 def tiny_model() -> TsfForVideoClassification:
+    """A one-layer model on 32x32 frames, 4 frames, 4 labels, seeded."""
     torch.manual_seed(0)
     config = TsfConfig(
         image_size=32,
@@ -35,7 +38,7 @@ def tiny_model() -> TsfForVideoClassification:
     return TsfForVideoClassification(config).eval()
 
 
-def tiny_processor(**kwargs) -> TsfVideoProcessor:
+def tiny_processor(**kwargs: Any) -> TsfVideoProcessor:
     return TsfVideoProcessor(size={"shortest_edge": 32}, crop_size=32, num_frames=4, **kwargs)
 
 
@@ -48,7 +51,8 @@ def saved_model(tmp_path_factory):
     return folder
 
 
-def expected_scores(folder, video, num_frames=4) -> dict[str, float]:
+def expected_scores(folder: Path, video: str, num_frames: int = 4) -> dict[str, float]:
+    """Label -> softmax score of the saved model on the saved processor's output for `video`."""
     model = TsfForVideoClassification.from_pretrained(folder).eval()
     inputs = TsfVideoProcessor.from_pretrained(folder)(video, num_frames=num_frames, return_tensors="pt")
     with torch.no_grad():
@@ -76,7 +80,7 @@ def test_pipeline_in_process(saved_model, small_video, video_factory):
     assert eight[0]["score"] == pytest.approx(expected[eight[0]["label"]], abs=1e-6)
 
 
-def decode_frames(path, indices) -> np.ndarray:
+def decode_frames(path: Path, indices: list[int]) -> np.ndarray:
     """Frames `indices` of a video, decoded sequentially from the start with plain PyAV: `(T, H, W, 3)` uint8."""
     wanted, found = set(indices), {}
     with av.open(str(path)) as container:

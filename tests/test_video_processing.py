@@ -6,6 +6,7 @@ import http.server
 import io
 import json
 import threading
+from collections.abc import Sequence
 from fractions import Fraction
 
 import av
@@ -23,7 +24,9 @@ from tsf_hf.video_processing_tsf import open_video, sample_clip_indices, short_s
 SMALL = {"size": {"shortest_edge": 24}, "crop_size": 24, "num_frames": 4}
 
 
-def hand_views(frames: np.ndarray, indices, lefts, mean=0.45, std=0.225) -> np.ndarray:
+def hand_views(
+    frames: np.ndarray, indices: Sequence[int], lefts: Sequence[int], mean: float = 0.45, std: float = 0.225
+) -> np.ndarray:
     """The protocol by hand for 48x64 frames and crop 24: /255, bilinear resize by exactly 1/2 (the mean of each
     2x2 block), 24x24 crops at column offsets `lefts` (row offset 0), then (x - mean) / std. -> (V, T, 3, 24, 24)."""
     clip = frames[list(indices)].astype(np.float64) / 255
