@@ -312,7 +312,7 @@ def measure_memory_in_subprocess(script: str, argv: list[str], case: Case) -> in
 def forward_flops(config: TsfConfig, batch_size: int, model: str) -> int:
     """FLOPs (2 per MAC) of one forward pass of `model` (`tsf` or `transformers`) over the batch (`tsf_hf.flops`):
     transformers, like the original, projects every group's copy of cls."""
-    return batch_size * count_macs(config, per_group_projections=model == "transformers").flops
+    return batch_size * count_macs(config, per_group_qkv=model == "transformers").flops
 
 
 def cpu_name() -> str:

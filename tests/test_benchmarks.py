@@ -30,7 +30,7 @@ def run_benchmark(script: str, tmp_path: Path, *arguments: str) -> dict:
 
 def tiny_forward_gflops(attention_type: str, model: str = "tsf", **overrides) -> float:
     config = TsfConfig(**{**TINY, **overrides}, num_hidden_layers=2, attention_type=attention_type, num_labels=400)
-    return count_macs(config, per_group_projections=model == "transformers").flops / 1e9
+    return count_macs(config, per_group_qkv=model == "transformers").flops / 1e9
 
 
 def test_inference_every_scheme_and_backend(tmp_path):

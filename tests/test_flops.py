@@ -29,7 +29,7 @@ def tiny_config(attention_type: str, **overrides) -> TsfConfig:
     [("base", 195.8, 0.59), ("hr", 1702.7, 5.11), ("large", 2379.9, 7.14)],
 )
 def test_paper_costs_of_divided_attention(variant, gmacs, tflops_3_views):
-    count = count_macs(TsfConfig.from_variant(variant), num_labels=400, per_group_projections=True)
+    count = count_macs(TsfConfig.from_variant(variant), num_labels=400, per_group_qkv=True)
     assert round(count.total / 1e9, 1) == gmacs
     # the paper's "TFLOPs" column: multiply-accumulates summed over 3 views
     assert round(3 * count.total / 1e12, 2) == tflops_3_views
@@ -37,15 +37,15 @@ def test_paper_costs_of_divided_attention(variant, gmacs, tflops_3_views):
 
 def test_breakdown_of_base_model():
     config = TsfConfig.from_variant("base")
-    count, original = count_macs(config, num_labels=400), count_macs(config, num_labels=400, per_group_projections=True)
+    count, original = count_macs(config, num_labels=400), count_macs(config, num_labels=400, per_group_qkv=True)
     tokens = 196 * 8
     assert count.patch_embedding == original.patch_embedding == tokens * 3 * 16 * 16 * 768
     # temporal step: 196 groups of 8 patches; spatial step: 8 groups of cls + 196 patches
     assert count.attention == original.attention == 12 * (196 * 8 * 8 + 8 * 197 * 197) * 2 * 768
-    # qkv and proj once per token (cls once), or on each of the spatial step's 8 cls copies
+    # qkv once per token (cls once), or on each of the spatial step's 8 cls copies; proj always on the groups
     assert count.qkv == 12 * (tokens + 1 + tokens) * 768 * 3 * 768
     assert original.qkv == 12 * (tokens + 8 * 197) * 768 * 3 * 768
-    assert count.proj == count.qkv // 3 and original.proj == original.qkv // 3
+    assert count.proj == original.proj == original.qkv // 3
     assert count.fc == original.fc == 12 * tokens * 768 * 768
     assert count.mlp == original.mlp == 12 * (1 + tokens) * 2 * 768 * 3072
     assert count.head == 768 * 400
@@ -69,8 +69,8 @@ def test_count_equals_torch_flop_counter(attention_type, num_frames, height, wid
 
 
 @pytest.mark.parametrize("attention_type", ["divided_space_time", "joint_space_time"])
-def test_per_group_projections_count_what_transformers_runs(attention_type):
-    """transformers' port, like the original, normalises and projects every group's copy of cls."""
+def test_per_group_qkv_count_what_transformers_runs(attention_type):
+    """transformers' port, like the original, normalises and projects (qkv) every group's copy of cls."""
     config = tiny_config(attention_type)
     their_config = TimesformerConfig(
         image_size=32, patch_size=8, num_frames=4, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
@@ -79,7 +79,7 @@ def test_per_group_projections_count_what_transformers_runs(attention_type):
     model = TimesformerForVideoClassification(their_config).eval()
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         model(torch.randn(2, 4, 3, 32, 32))
-    assert counter.get_total_flops() == 2 * count_macs(config, per_group_projections=True).flops
+    assert counter.get_total_flops() == 2 * count_macs(config, per_group_qkv=True).flops
 
 
 def test_cropped_frames_are_counted_after_the_crop():
@@ -113,7 +113,7 @@ def test_rejects_bad_arguments():
 
 
 def test_command_line(capsys):
-    main(["--variant", "hr", "--views", "3", "--per_group_projections"])
+    main(["--variant", "hr", "--views", "3", "--per_group_qkv"])
     output = capsys.readouterr().out
     assert "1702.686 GMACs" in output and "5.108 TMACs" in output
     main(["--variant", "hr"])

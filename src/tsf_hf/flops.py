@@ -6,14 +6,14 @@ the MLP, the classifier) and the two products of attention, QK^T and AV. LayerNo
 averages and position-table resizes are not counted.
 
 In every attention step but the temporal one, each group attends to its own copy of the cls token. The original
-implementation (and transformers' port) copies cls before the step's norm, so each copy goes through qkv and proj;
-tsf_hf applies qkv and proj once per token and copies only cls's query, key and value into the groups (the same
-result, as proj is affine and the copies' outputs are averaged). `count_macs(..., per_group_projections=True)`
-counts the original way, and reproduces the paper's per-view costs of divided space-time attention to 0.1 GMAC:
-195.8 (base, 8x224), 1702.7 (HR, 16x448) and 2379.9 (L, 96x224) GMACs (its "TFLOPs" column is these figures summed
-over 3 views). The default counts what tsf_hf runs. Either way a space-only model keeps one cls per frame
-throughout, and an odd axis split in two by a sparse local/global step is padded by one masked position, which costs
-attention like a real token.
+implementation (and transformers' port) copies cls before the step's norm, so each copy goes through qkv; tsf_hf
+applies qkv once per token and copies only cls's query, key and value into the groups (the same result). Both run
+proj on the groups, every cls copy included. `count_macs(..., per_group_qkv=True)` counts the original way, and
+reproduces the paper's per-view costs of divided space-time attention to 0.1 GMAC: 195.8 (base, 8x224), 1702.7
+(HR, 16x448) and 2379.9 (L, 96x224) GMACs (its "TFLOPs" column is these figures summed over 3 views). The default
+counts what tsf_hf runs. Either way a space-only model keeps one cls per frame throughout, and an odd axis split in
+two by a sparse local/global step is padded by one masked position, which costs attention and proj like a real
+token.
 
 Example:
 
@@ -21,8 +21,8 @@ Example:
 >>> from tsf_hf import TsfConfig
 >>> from tsf_hf.flops import count_macs
 >>> config = TsfConfig.from_variant("base", num_labels=400)
->>> round(count_macs(config, per_group_projections=True).total / 1e9, 1), round(count_macs(config).total / 1e9, 1)
-(195.8, 195.6)
+>>> round(count_macs(config, per_group_qkv=True).total / 1e9, 1), round(count_macs(config).total / 1e9, 1)
+(195.8, 195.7)
 ```
 """
 
@@ -120,13 +120,13 @@ def count_macs(
     num_frames: int | None = None,
     image_size: int | tuple[int, int] | None = None,
     num_labels: int | None = None,
-    per_group_projections: bool = False,
+    per_group_qkv: bool = False,
 ) -> MacCount:
     """MACs of `TsfForVideoClassification(config)` on one clip of `num_frames` frames of `image_size` (an int or
     `(height, width)`; both default to the config's). `num_labels` defaults to the config's; 0 leaves the head out
-    (`TsfModel`). `per_group_projections` counts qkv and proj on every group's tokens, cls copies and padding
-    included, as the original implementation runs them (the paper's convention); by default they are counted once
-    per token, as tsf_hf runs them."""
+    (`TsfModel`). `per_group_qkv` counts qkv on every group's tokens, cls copies and padding included, as the
+    original implementation runs it (the paper's convention); by default once per token, as tsf_hf runs it. proj
+    always runs on the groups."""
     if not isinstance(config, TsfConfig):
         raise TypeError(f"config must be a TsfConfig, got {type(config).__name__}")
     if config.attention_type not in ATTENTION_TYPES:
@@ -158,12 +158,13 @@ def count_macs(
         block_tokens = 1 + patches * num_frames
 
     layers = config.num_hidden_layers
-    projected = sum(step.grouped_tokens if per_group_projections else step.tokens for step in steps)
+    grouped = sum(step.grouped_tokens for step in steps)
+    qkv_tokens = grouped if per_group_qkv else sum(step.tokens for step in steps)
     return MacCount(
         patch_embedding=num_frames * patches * config.num_channels * patch * patch * width_d,
-        qkv=layers * projected * width_d * 3 * width_d,
+        qkv=layers * qkv_tokens * width_d * 3 * width_d,
         attention=layers * sum(step.token_pairs for step in steps) * 2 * width_d,
-        proj=layers * projected * width_d * width_d,
+        proj=layers * grouped * width_d * width_d,
         fc=layers * sum(step.tokens for step in steps[:-1]) * width_d * width_d,
         mlp=layers * block_tokens * 2 * width_d * config.intermediate_size,
         head=width_d * num_labels,
@@ -180,12 +181,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--num_labels", type=int, default=400)
     parser.add_argument("--views", type=int, default=1, help="views per video (the paper's test uses 3)")
     parser.add_argument(
-        "--per_group_projections", action="store_true",
-        help="count qkv and proj on every group's cls copy, as the original implementation (and the paper) does",
+        "--per_group_qkv", action="store_true",
+        help="count qkv on every group's cls copy, as the original implementation (and the paper) does",
     )
     args = parser.parse_args(argv)
     config = TsfConfig.from_variant(args.variant, attention_type=args.attention_type)
-    count = count_macs(config, args.num_frames, args.image_size, args.num_labels, args.per_group_projections)
+    count = count_macs(config, args.num_frames, args.image_size, args.num_labels, args.per_group_qkv)
     for name, value in count.as_dict().items():
         print(f"{name:>16}: {value / 1e9:10.3f} GMACs")
     print(f"{f'x {args.views} views':>16}: {args.views * count.total / 1e12:10.3f} TMACs")
