@@ -12,7 +12,7 @@ tells the label) and trains the small from-scratch preset on it, in minutes on a
 
 Every `TrainingArguments` option is available (`--max_steps`, `--bf16`, `--gradient_checkpointing`, ...). The
 defaults below are the built-in dataset's recipe (AdamW 1e-3, weight decay 0.05 except on biases, norms and
-embeddings, batch 32, warmup then cosine, gradient clipping 1.0); pass your own for a pretrained model.
+embeddings, batch 32, 4 epochs, warmup then cosine, gradient clipping 1.0); pass your own for a pretrained model.
 """
 
 import dataclasses
@@ -55,7 +55,7 @@ TRAINING_DEFAULTS = {
     "weight_decay": 0.05,
     "per_device_train_batch_size": 32,
     "per_device_eval_batch_size": 32,
-    "num_train_epochs": 7,
+    "num_train_epochs": 4,
     "lr_scheduler_type": "cosine",
     "warmup_steps": 0.05,
     "max_grad_norm": 1.0,
