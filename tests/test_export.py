@@ -44,9 +44,9 @@ def dynamic_frames(attention_type: str) -> Dim:
     return Dim("frames", min=1, max=128)
 
 
-def inputs(batch_size: int, num_frames: int) -> torch.Tensor:
+def inputs(batch_size: int, num_frames: int, height: int = 32, width: int = 32) -> torch.Tensor:
     generator = torch.Generator().manual_seed(batch_size * 100 + num_frames)
-    return torch.randn(batch_size, num_frames, 3, 32, 32, generator=generator)
+    return torch.randn(batch_size, num_frames, 3, height, width, generator=generator)
 
 
 @pytest.mark.parametrize("attention_type", ATTENTION_TYPES)
@@ -67,9 +67,8 @@ def test_torch_export_with_dynamic_batch_and_frames(attention_type):
         torch.testing.assert_close(exported(pixel_values).logits, expected, rtol=0, atol=1e-5)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("attention_type", ATTENTION_TYPES)
-def test_onnx_export_matches_pytorch(attention_type, tmp_path):
+def check_onnx_export(attention_type: str, tmp_path, height: int = 32, width: int = 32) -> None:
+    """Exports with a dynamic batch and frame count, then compares onnxruntime with PyTorch on other sizes."""
     onnxruntime = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
     model = tiny_model(attention_type, num_hidden_layers=1)
@@ -77,7 +76,7 @@ def test_onnx_export_matches_pytorch(attention_type, tmp_path):
     path = tmp_path / "tsf.onnx"
     program = torch.onnx.export(
         model,
-        (inputs(2, counts[0]),),
+        (inputs(2, counts[0], height, width),),
         dynamo=True,
         input_names=["pixel_values"],
         output_names=["logits"],
@@ -86,11 +85,23 @@ def test_onnx_export_matches_pytorch(attention_type, tmp_path):
     program.save(str(path))
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     for batch_size, num_frames in [(2, counts[0]), (3, counts[1]), (1, counts[2])]:
-        pixel_values = inputs(batch_size, num_frames)
+        pixel_values = inputs(batch_size, num_frames, height, width)
         (logits,) = session.run(["logits"], {"pixel_values": pixel_values.numpy()})
         with torch.no_grad():
             expected = model(pixel_values).logits.numpy()
         np.testing.assert_allclose(logits, expected, rtol=0, atol=1e-4)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("attention_type", ATTENTION_TYPES)
+def test_onnx_export_matches_pytorch(attention_type, tmp_path):
+    check_onnx_export(attention_type, tmp_path)
+
+
+@pytest.mark.slow
+def test_onnx_export_of_padded_sparse_groups(tmp_path):
+    """A 5 x 3 patch grid: the local quadrants and global parity groups are padded and masked in the graph."""
+    check_onnx_export("sparse_local_global", tmp_path, height=40, width=24)
 
 
 @pytest.mark.slow
