@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
 from transformers import TimesformerConfig, TimesformerForVideoClassification, ViTConfig, ViTModel
 
 from tsf_hf import TsfConfig, TsfForVideoClassification, TsfImageProcessor, TsfVideoProcessor
@@ -20,12 +21,15 @@ from tsf_hf.conversion import (
     canonical_vit_state_dict,
     convert_imagenet_vit,
     convert_original_checkpoint,
+    convert_transformers_timesformer,
     extract_state_dict,
     guess_dataset,
     load_checkpoint_file,
     load_label_names,
     read_label_file,
     resize_spatial_position_table,
+    transformers_to_tsf_state_dict,
+    tsf_to_transformers_state_dict,
 )
 
 
@@ -353,39 +357,68 @@ def test_original_checkpoint_matches_independent_reference(tmp_path, scheme):
     torch.testing.assert_close(logits, expected, atol=1e-5, rtol=0)
 
 
-def test_original_hr_checkpoint(tmp_path):
-    """HR shape: 16 frames of 448 px, patch 16 -> 28x28 grid, 785-row spatial table; Kinetics-400 head."""
-    state = original_state_dict("divided_space_time", width=16, depth=1, patch=16, grid=28, frames=16, classes=400)
+def _reference_logits(state: dict, scheme: str, video: torch.Tensor, heads: int) -> torch.Tensor:
+    if scheme == "space_only":
+        return space_only_reference(state, video, heads=heads)
+    frames, size = video.shape[1], video.shape[-1]
+    return transformers_reference(state, scheme, frames, size, heads=heads)(video).logits
+
+
+# HR: a 785-row spatial table (448 px, patch 16). Joint attends over every token of the clip, so it keeps 2 frames
+# (2 x 784 tokens); space-only has no temporal table (its frames are independent 785-token sequences).
+HR_CASES = [("divided_space_time", 16, 16), ("joint_space_time", 8, 2), ("space_only", 8, 2)]
+
+
+@pytest.mark.parametrize("scheme, width, frames", HR_CASES, ids=[case[0] for case in HR_CASES])
+def test_original_hr_checkpoint(tmp_path, scheme, width, frames):
+    """HR shape: 448 px, patch 16 -> 28x28 grid, 785-row spatial table; Kinetics-400 head."""
+    state = original_state_dict(scheme, width=width, depth=1, patch=16, grid=28, frames=frames, classes=400)
     assert state["pos_embed"].shape[1] == 785
     path = save_original_checkpoint(tmp_path / "TimeSformer_divST_16x16_448_K400.pyth", state)
     result = convert_original_checkpoint(path, tmp_path / "out", num_attention_heads=2, verify=True, tolerance=1e-5)
     config = result.model.config
-    assert (config.image_size, config.patch_size, config.num_frames) == (448, 16, 16)
+    assert (config.attention_type, config.image_size, config.patch_size) == (scheme, 448, 16)
     assert result.dataset == "k400" and config.id2label[290] == "sharpening knives"
-    video = random_video(16, 448)
+    video = random_video(frames, 448)
     with torch.no_grad():
-        expected = transformers_reference(state, "divided_space_time", 16, 448, heads=2)(video).logits
+        expected = _reference_logits(state, scheme, video, heads=2)
         torch.testing.assert_close(result.model(video).logits, expected, atol=1e-5, rtol=0)
+    if scheme != "divided_space_time":
+        return
+    assert config.num_frames == 16
     processor = TsfVideoProcessor.from_pretrained(tmp_path / "out")
     assert (processor.num_frames, processor.sampling_strategy, processor.sampling_rate) == (16, "dense", 16)
+    assert processor.clip_alignment == "start"
     assert processor.crop_size == {"height": 448, "width": 448} and processor.size == {"shortest_edge": 448}
     assert processor.num_spatial_crops == 3 and tuple(processor.train_short_side_range) == (448, 512)
     card = (tmp_path / "out" / "README.md").read_text()
     assert "license: cc-by-nc-4.0" in card and "Kinetics-400" in card and "79.7 / 94.4" in card
+    assert 'clip_alignment="start"' in card and 'clip_alignment="center"' in card
 
 
-def test_original_long_range_checkpoint(tmp_path):
-    """L shape: 96 frames of 224 px; Kinetics-600 head."""
-    state = original_state_dict("divided_space_time", width=16, depth=1, patch=16, grid=14, frames=96, classes=600)
+# L: 96 frames (a 96-row temporal table for divided and joint). Joint attends over all 96 x N tokens, so it keeps a
+# 2x2 grid; space-only has no temporal table: its 96 frames are averaged after the last block.
+LONG_RANGE_CASES = [("divided_space_time", 14), ("joint_space_time", 2), ("space_only", 2)]
+
+
+@pytest.mark.parametrize("scheme, grid", LONG_RANGE_CASES, ids=[case[0] for case in LONG_RANGE_CASES])
+def test_original_long_range_checkpoint(tmp_path, scheme, grid):
+    """L shape: 96 frames; Kinetics-600 head."""
+    state = original_state_dict(scheme, width=16, depth=1, patch=16, grid=grid, frames=96, classes=600)
+    if scheme != "space_only":
+        assert state["time_embed"].shape[1] == 96
     path = save_original_checkpoint(tmp_path / "TimeSformer_divST_96x4_224_K600.pyth", state)
     result = convert_original_checkpoint(path, tmp_path / "out", num_attention_heads=2, verify=True, tolerance=1e-5)
-    assert result.model.config.num_frames == 96 and result.dataset == "k600"
-    video = random_video(96, 224)
+    assert result.model.config.attention_type == scheme and result.dataset == "k600"
+    video = random_video(96, 16 * grid)
     with torch.no_grad():
-        expected = transformers_reference(state, "divided_space_time", 96, 224, heads=2)(video).logits
+        expected = _reference_logits(state, scheme, video, heads=2)
         torch.testing.assert_close(result.model(video).logits, expected, atol=1e-5, rtol=0)
+    if scheme != "divided_space_time":
+        return
+    assert result.model.config.num_frames == 96
     processor = TsfVideoProcessor.from_pretrained(tmp_path / "out")
-    assert (processor.num_frames, processor.sampling_rate) == (96, 4)
+    assert (processor.num_frames, processor.sampling_rate, processor.clip_alignment) == (96, 4, "start")
     assert "82.2 / 95.6" in (tmp_path / "out" / "README.md").read_text()
 
 
@@ -427,8 +460,12 @@ def test_howto100m_and_unknown_dataset_processors():
     video, image = build_processors(config, "howto100m", None)
     assert (video.sampling_strategy, video.sampling_rate, video.num_temporal_clips) == ("dense", 32, 12)
     assert image.num_temporal_clips == 12
+    # the original evaluation's clip placement (evenly spaced starts from frame 0), not the processor's default
+    assert video.clip_alignment == image.clip_alignment == "start"
+    assert TsfVideoProcessor().clip_alignment == "center"
     video, _ = build_processors(config, None, None)
     assert (video.sampling_strategy, video.num_spatial_crops, video.channel_order) == ("uniform", 1, "rgb")
+    assert video.clip_alignment == "center"
 
 
 def test_label_file_and_explicit_dataset(tmp_path):
@@ -507,6 +544,129 @@ def test_transformers_folder_conversion(tmp_path, scheme):
         torch.testing.assert_close(model(video).logits, source(video).logits, atol=1e-6, rtol=0)
 
 
+def _timesformer_folder(folder: Path, scheme: str = "divided_space_time") -> TimesformerForVideoClassification:
+    config = TimesformerConfig(
+        image_size=32,
+        patch_size=8,
+        num_frames=4,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        intermediate_size=64,
+        attention_type=scheme,
+        num_labels=3,
+    )
+    torch.manual_seed(0)
+    source = TimesformerForVideoClassification(config).eval()
+    with torch.no_grad():
+        for parameter in source.parameters():
+            parameter.add_(torch.randn_like(parameter) * 0.05)
+    source.save_pretrained(folder)
+    return source
+
+
+def _edit_safetensors(path: Path, edit) -> None:
+    weights = load_file(path)
+    edit(weights)
+    save_file(weights, path)
+
+
+@pytest.mark.parametrize(
+    "edit, expected",
+    [
+        (
+            lambda w: w.pop("timesformer.encoder.layer.0.temporal_dense.weight"),
+            r"missing keys.*timesformer.encoder.layer.0.temporal_dense.weight",
+        ),
+        (lambda w: w.pop("classifier.bias"), r"missing keys.*classifier.bias"),
+        (
+            lambda w: w.__setitem__("timesformer.encoder.layer.0.bogus.weight", torch.zeros(2)),
+            r"unexpected keys.*timesformer.encoder.layer.0.bogus.weight",
+        ),
+        (
+            lambda w: w.__setitem__("timesformer.embeddings.time_embeddings", torch.zeros(1, 8, 32)),
+            r"mis-shaped keys.*timesformer.embeddings.time_embeddings: checkpoint \(1, 8, 32\), model \(1, 4, 32\)",
+        ),
+    ],
+    ids=["missing-temporal-dense", "missing-classifier", "unexpected", "mis-shaped"],
+)
+def test_transformers_folder_is_loaded_strictly(tmp_path, edit, expected):
+    folder = tmp_path / "timesformer"
+    _timesformer_folder(folder)
+    _edit_safetensors(folder / "model.safetensors", edit)
+    with pytest.raises(ValueError, match=expected):
+        convert_transformers_timesformer(folder, tmp_path / "out", verify=True)
+    assert not (tmp_path / "out").exists()
+    script = _load_script("convert_transformers_timesformer")
+    assert script.main(["--model_path", str(folder), "--output_dir", str(tmp_path / "out"), "--verify"]) == 1
+
+
+def test_transformers_folder_bin_and_sharded(tmp_path):
+    folder = tmp_path / "timesformer"
+    source = _timesformer_folder(folder)
+    video = random_video(4, 32)
+    with torch.no_grad():
+        expected = source(video).logits
+    # pytorch_model.bin, read with weights_only: a pickle payload in it is refused without running
+    (folder / "model.safetensors").unlink()
+    torch.save(source.state_dict(), folder / "pytorch_model.bin")
+    result = convert_transformers_timesformer(folder, verify=True, tolerance=1e-6)
+    with torch.no_grad():
+        torch.testing.assert_close(result.model(video).logits, expected, atol=1e-6, rtol=0)
+    marker = tmp_path / "created_by_pickle"
+    torch.save({**source.state_dict(), "payload": _CreatesFileWhenUnpickled(marker)}, folder / "pytorch_model.bin")
+    with pytest.raises(UnsafeCheckpointError):
+        convert_transformers_timesformer(folder)
+    assert not marker.exists()
+    # sharded safetensors with an index
+    (folder / "pytorch_model.bin").unlink()
+    sharded = tmp_path / "sharded"
+    source.save_pretrained(sharded, max_shard_size="20KB")
+    assert (sharded / "model.safetensors.index.json").is_file()
+    result = convert_transformers_timesformer(sharded, verify=True, tolerance=1e-6)
+    with torch.no_grad():
+        torch.testing.assert_close(result.model(video).logits, expected, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("scheme", ["divided_space_time", "joint_space_time", "space_only"])
+def test_tsf_to_transformers_state_dict_round_trip(scheme):
+    config = TsfConfig(
+        image_size=32, patch_size=8, num_frames=4, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+        intermediate_size=64, attention_type=scheme, num_labels=3,
+    )
+    torch.manual_seed(0)
+    model = TsfForVideoClassification(config).eval()
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(torch.randn_like(parameter) * 0.05)
+    state = model.state_dict()
+    converted = tsf_to_transformers_state_dict(state, scheme)
+    reference = TimesformerForVideoClassification(
+        TimesformerConfig(
+            image_size=32, patch_size=8, num_frames=4, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+            intermediate_size=64, attention_type=scheme, num_labels=3,
+        )
+    ).eval()
+    reference.load_state_dict(converted, strict=True)
+    back, sources, unknown = transformers_to_tsf_state_dict(converted, scheme)
+    assert unknown == [] and back.keys() == state.keys()
+    assert all(back[key] is state[key] for key in state)
+    assert sources["tsf.layers.1.steps.0.attention.qkv.weight"] in converted
+    video = random_video(4, 32)
+    with torch.no_grad():  # space-only: transformers' per-frame states averaged, as the original does
+        expected = conversion.transformers_timesformer_logits(reference, video)
+        torch.testing.assert_close(model(video).logits, expected, atol=1e-5, rtol=0)
+    if scheme == "divided_space_time":
+        assert converted["timesformer.encoder.layer.0.temporal_dense.weight"] is state["tsf.layers.0.steps.0.fc.weight"]
+    with pytest.raises(ValueError, match="tsf.layers.0.extra.weight"):
+        tsf_to_transformers_state_dict({**state, "tsf.layers.0.extra.weight": torch.zeros(1)}, scheme)
+
+
+def test_tsf_to_transformers_refuses_schemes_transformers_lacks():
+    with pytest.raises(ValueError, match="'axial'"):
+        tsf_to_transformers_state_dict({}, "axial")
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # ImageNet ViT initialisation
 
@@ -572,7 +732,7 @@ def test_vit_init_divided_equals_vit_on_static_video(tmp_path, layout):
         source, tmp_path / "out", num_frames=4, image_size=32, num_labels=3, verify=True, tolerance=1e-5, **kwargs
     )
     model = result.model
-    assert result.max_abs_difference <= 1e-5
+    assert result.max_abs_difference <= 1e-5 and result.verification_skipped is None
     assert model.config.layer_norm_eps == vit.config.layer_norm_eps
     frame = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(3))
     static = frame.unsqueeze(1).expand(1, 4, 3, 32, 32)
@@ -659,6 +819,86 @@ def test_vit_init_at_another_resolution_and_script(tmp_path, capsys):
     expected = resize_spatial_position_table(vit.state_dict()["embeddings.position_embeddings"], (8, 8), "bicubic")
     torch.testing.assert_close(model.tsf.embeddings.position_embeddings.data, expected)
     assert math.isclose(model.config.layer_norm_eps, 1e-6)
+
+
+@pytest.mark.parametrize(
+    "edit, expected",
+    [
+        (lambda w: w.pop("encoder.layer.1.layernorm_after.bias"), r"missing keys.*blocks.1.norm2.bias"),
+        (
+            lambda w: w.pop("encoder.layer.0.attention.attention.key.weight"),
+            r"block 0 has some of the query/key/value weights but lacks \['key'\]",
+        ),
+        (
+            lambda w: w.__setitem__("encoder.layer.0.attention.attention.bogus.weight", torch.zeros(2)),
+            r"unexpected keys.*encoder.layer.0.attention.attention.bogus.weight",
+        ),
+        (
+            lambda w: w.__setitem__("embeddings.position_embeddings", torch.zeros(1, 10, 32)),
+            r"mis-shaped keys.*pos_embed: checkpoint \(1, 10, 32\), model \(1, 17, 32\)",
+        ),
+        (
+            lambda w: w.__setitem__("encoder.layer.1.intermediate.dense.weight", torch.zeros(48, 32)),
+            r"mis-shaped keys.*blocks.1.mlp.fc1.weight: checkpoint \(48, 32\), model \(64, 32\)",
+        ),
+    ],
+    ids=["missing", "missing-key-projection", "unexpected", "mis-shaped-table", "mis-shaped-mlp"],
+)
+def test_vit_folder_is_loaded_strictly(tmp_path, edit, expected):
+    folder = tmp_path / "vit"
+    _tiny_vit().save_pretrained(folder)
+    _edit_safetensors(folder / "model.safetensors", edit)
+    with pytest.raises(ValueError, match=expected):
+        convert_imagenet_vit(folder, tmp_path / "out", num_frames=4, image_size=32, num_labels=3)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "edit, expected",
+    [
+        (lambda w: w.pop("blocks.1.norm2.bias"), r"missing keys.*blocks.1.norm2.bias"),
+        (lambda w: w.pop("blocks.0.attn.qkv.bias"), r"missing keys.*blocks.0.attn.qkv.bias"),
+        (
+            lambda w: w.__setitem__("blocks.1.attn.proj.weight", torch.zeros(32, 16)),
+            r"mis-shaped keys.*blocks.1.attn.proj.weight: checkpoint \(32, 16\), model \(32, 32\)",
+        ),
+    ],
+    ids=["missing", "missing-bias", "mis-shaped"],
+)
+def test_vit_file_is_loaded_strictly(tmp_path, edit, expected):
+    state = _timm_layout(_tiny_vit())
+    edit(state)
+    torch.save(state, tmp_path / "vit.pth")
+    with pytest.raises(ValueError, match=expected):
+        conversion.load_imagenet_vit(tmp_path / "vit.pth")
+
+
+@pytest.mark.parametrize(
+    "attention_type, image_size, reason",
+    [
+        ("joint_space_time", 32, "joint_space_time model has no exact ViT reference"),
+        ("sparse_local_global", 32, "sparse_local_global model has no exact ViT reference"),
+        ("axial", 32, "axial model has no exact ViT reference"),
+        ("divided_space_time", 64, "64x64 frames differ from the ViT's grid"),
+        ("space_only", 48, "48x48 frames differ from the ViT's grid"),
+    ],
+)
+def test_vit_verification_skipped_without_exact_reference(tmp_path, capsys, attention_type, image_size, reason):
+    source = tmp_path / "vit.pth"
+    torch.save(_timm_layout(_tiny_vit()), source)
+    script = _load_script("convert_imagenet_vit")
+    argv = ["--vit_path", str(source), "--output_dir", str(tmp_path / "out"), "--num_frames", "4", "--verify"]
+    argv += ["--image_size", str(image_size), "--attention_type", attention_type, "--num_attention_heads", "4"]
+    assert script.main(argv) == 0
+    output = capsys.readouterr().out
+    assert "verification skipped" in output and reason in output and "max |difference|" not in output
+    assert (tmp_path / "out" / "model.safetensors").is_file()
+    result = convert_imagenet_vit(
+        source, num_frames=4, image_size=image_size, attention_type=attention_type, num_attention_heads=4, verify=True
+    )
+    assert result.max_abs_difference is None and reason in result.verification_skipped
+    with pytest.raises(ValueError, match=reason):
+        conversion.vit_reference_difference(result.model, canonical_vit_state_dict(_timm_layout(_tiny_vit())))
 
 
 def test_vit_unknown_keys_are_errors():

@@ -14,6 +14,7 @@ read with `torch.load(weights_only=True)` unless the caller explicitly opts in t
 """
 
 import json
+import math
 import os
 import pickle
 import re
@@ -22,12 +23,24 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
+from transformers.utils import logging
 
 from .configuration_tsf import ATTENTION_STEPS, TsfConfig
 from .modeling_tsf import TsfForVideoClassification
+
+
+if TYPE_CHECKING:
+    from transformers import ViTConfig
+
+    from .image_processing_tsf import TsfImageProcessor
+    from .video_processing_tsf import TsfVideoProcessor
+
+
+logger = logging.get_logger(__name__)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -144,7 +157,7 @@ def read_label_file(path: str | os.PathLike, num_classes: int) -> dict[int, str]
     return id2label
 
 
-def _is_int(value) -> bool:
+def _is_int(value: object) -> bool:
     return isinstance(value, int) or (isinstance(value, str) and value.strip().lstrip("-").isdigit())
 
 
@@ -220,6 +233,43 @@ def load_checkpoint_file(path: str | os.PathLike, allow_unsafe_pickle: bool = Fa
             f"{path} could not be read as a PyTorch checkpoint; it may be truncated or not a checkpoint "
             f"({type(error).__name__}: {error})"
         ) from error
+
+
+_WEIGHT_FILES = (
+    "model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json"
+)
+
+
+def load_pretrained_weights(model_path: str | os.PathLike, token: str | None = None) -> dict[str, torch.Tensor]:
+    """Every weight of a `save_pretrained` folder or Hub repo, exactly as stored: `model.safetensors`, or
+    `pytorch_model.bin` read with `torch.load(weights_only=True)` (no code runs), either one possibly sharded with an
+    index. Unlike `from_pretrained`, nothing is initialised, dropped or renamed, so callers can load strictly."""
+    from transformers.utils import cached_file
+
+    def resolve(name: str) -> str | None:
+        return cached_file(
+            str(model_path),
+            name,
+            token=token,
+            _raise_exceptions_for_missing_entries=False,
+            _raise_exceptions_for_connection_errors=False,
+        )
+
+    for name in _WEIGHT_FILES:
+        resolved = resolve(name)
+        if resolved is None:
+            continue
+        if not name.endswith(".index.json"):
+            return load_checkpoint_file(resolved)
+        shards = sorted(set(json.loads(Path(resolved).read_text(encoding="utf-8"))["weight_map"].values()))
+        weights = {}
+        for shard in shards:
+            shard_file = resolve(shard)
+            if shard_file is None:
+                raise ValueError(f"{model_path}: the index {name} names the shard {shard}, which is not there")
+            weights.update(load_checkpoint_file(shard_file))
+        return weights
+    raise ValueError(f"{model_path} holds no weights: expected one of {list(_WEIGHT_FILES)}")
 
 
 _CONTAINER_KEYS = ("model_state", "model", "state_dict", "module")
@@ -316,6 +366,7 @@ def _block_keys_original_to_tsf(attention_type: str) -> dict[str, str]:
 
 _BLOCK_KEY = re.compile(r"^blocks\.(\d+)\.(.+)\.(weight|bias)$")
 _TOP_KEY = re.compile(r"^(.+?)(?:\.(weight|bias))?$")
+_TSF_BLOCK_KEY = re.compile(r"^tsf\.layers\.(\d+)\.(.+)\.(weight|bias)$")
 
 
 def _rename(
@@ -362,13 +413,13 @@ def original_to_tsf_state_dict(
 
 def tsf_key_to_original(key: str, attention_type: str) -> str | None:
     """The original-layout name of a `TsfForVideoClassification` key (for error messages), or `None`."""
-    block = re.match(r"^tsf\.layers\.(\d+)\.(.+)\.(weight|bias)$", key)
+    block = _TSF_BLOCK_KEY.match(key)
     if block:
         index, name, kind = block.groups()
-        inverse = {tsf: original for original, tsf in _block_keys_original_to_tsf(attention_type).items()}
+        inverse = _inverted(_block_keys_original_to_tsf(attention_type))
         return f"blocks.{index}.{inverse[name]}.{kind}" if name in inverse else None
     name, kind = _TOP_KEY.match(key).groups()
-    inverse = {tsf: original for original, tsf in _TOP_KEYS_ORIGINAL_TO_TSF.items()}
+    inverse = _inverted(_TOP_KEYS_ORIGINAL_TO_TSF)
     return inverse[name] + (f".{kind}" if kind else "") if name in inverse else None
 
 
@@ -389,15 +440,43 @@ def original_to_transformers_state_dict(state_dict: Mapping[str, torch.Tensor]) 
 _TRANSFORMERS_BLOCK_KEY = re.compile(r"^timesformer\.encoder\.layer\.(\d+)\.(.+)\.(weight|bias)$")
 
 
+def _transformers_to_tsf_tables(attention_type: str) -> tuple[dict[str, str], dict[str, str]]:
+    """(top-level, block) key tables from `transformers`' Timesformer names to tsf names, composed from the tables
+    of the original layout."""
+    to_tsf = _block_keys_original_to_tsf(attention_type)
+    block_keys = {hf: to_tsf[orig] for orig, hf in _BLOCK_KEYS_ORIGINAL_TO_TRANSFORMERS.items() if orig in to_tsf}
+    top_keys = {hf: _TOP_KEYS_ORIGINAL_TO_TSF[orig] for orig, hf in _TOP_KEYS_ORIGINAL_TO_TRANSFORMERS.items()}
+    return top_keys, block_keys
+
+
+def _inverted(table: Mapping[str, str]) -> dict[str, str]:
+    return {target: source for source, target in table.items()}
+
+
 def transformers_to_tsf_state_dict(
     state_dict: Mapping[str, torch.Tensor], attention_type: str
 ) -> tuple[dict[str, torch.Tensor], dict[str, str], list[str]]:
     """Renames a `transformers` `TimesformerForVideoClassification` state dict to `TsfForVideoClassification` keys.
     Returns `(renamed, {tsf key: transformers key}, unknown transformers keys)`."""
-    to_tsf = _block_keys_original_to_tsf(attention_type)
-    block_keys = {hf: to_tsf[orig] for orig, hf in _BLOCK_KEYS_ORIGINAL_TO_TRANSFORMERS.items() if orig in to_tsf}
-    top_keys = {hf: _TOP_KEYS_ORIGINAL_TO_TSF[orig] for orig, hf in _TOP_KEYS_ORIGINAL_TO_TRANSFORMERS.items()}
+    top_keys, block_keys = _transformers_to_tsf_tables(attention_type)
     return _rename(state_dict, top_keys, block_keys, _TRANSFORMERS_BLOCK_KEY, "tsf.layers.{index}")
+
+
+def tsf_to_transformers_state_dict(
+    state_dict: Mapping[str, torch.Tensor], attention_type: str
+) -> dict[str, torch.Tensor]:
+    """Renames a `TsfForVideoClassification` state dict to `transformers`' `TimesformerForVideoClassification` keys
+    (the inverse of `transformers_to_tsf_state_dict`), for the schemes both implement: `divided_space_time`,
+    `joint_space_time` and `space_only`. Keys without an equivalent raise a `ValueError` naming them."""
+    top_keys, block_keys = _transformers_to_tsf_tables(attention_type)
+    renamed, _, unknown = _rename(
+        state_dict, _inverted(top_keys), _inverted(block_keys), _TSF_BLOCK_KEY, "timesformer.encoder.layer.{index}"
+    )
+    if unknown:
+        raise ValueError(
+            f"keys without a transformers Timesformer equivalent for {attention_type!r}: {sorted(unknown)}"
+        )
+    return renamed
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -411,7 +490,7 @@ def infer_original_config(
     image_size: int | tuple[int, int] | None = None,
     id2label: Mapping[int, str] | None = None,
 ) -> TsfConfig:
-    """A `TsfConfig` for an original-layout state dict (REFERENCE: width from the cls token, patch size from the
+    """A `TsfConfig` for an original-layout state dict (width from the cls token, patch size from the
     convolution, image size from the spatial table (square unless `image_size` is given), frames from the temporal
     table, depth from the block indices, classes from the head, scheme from the keys present). The head count and
     LayerNorm epsilon cannot be read from weights: they are arguments (the releases use 12 and 1e-6)."""
@@ -468,26 +547,25 @@ def infer_original_config(
     )
 
 
-def load_state_dict_strictly(
-    model: torch.nn.Module,
+def check_state_dict_fits(
+    expected_shapes: Mapping[str, tuple[int, ...]],
     state_dict: Mapping[str, torch.Tensor],
     sources: Mapping[str, str] | None = None,
     unknown: list[str] | None = None,
     source_name_of_missing: Callable[[str], str | None] | None = None,
 ) -> None:
-    """Loads `state_dict` into `model`, raising a `ValueError` that lists every missing, unexpected (including
-    `unknown` source keys that have no mapping) and mis-shaped key, by its name in the source when `sources` maps it
-    (missing keys: `source_name_of_missing(model_key)`, when given)."""
+    """Raises a `ValueError` listing every key of `expected_shapes` that `state_dict` lacks, every key it has beyond
+    them (plus the `unknown` source keys that had no mapping) and every shape that differs, each by its name in the
+    source when `sources` maps it (missing keys: `source_name_of_missing(key)`, when given)."""
     sources = sources or {}
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state_dict))
+    missing = sorted(set(expected_shapes) - set(state_dict))
     if source_name_of_missing is not None:
         missing = [f"{source_name_of_missing(key) or '?'} (-> {key})" for key in missing]
-    unexpected = sorted(unknown or []) + sorted(sources.get(key, key) for key in set(state_dict) - set(expected))
+    unexpected = sorted(unknown or []) + sorted(sources.get(key, key) for key in set(state_dict) - set(expected_shapes))
     mismatched = [
-        f"{sources.get(key, key)}: checkpoint {tuple(value.shape)}, model {tuple(expected[key].shape)}"
+        f"{sources.get(key, key)}: checkpoint {tuple(value.shape)}, model {tuple(expected_shapes[key])}"
         for key, value in state_dict.items()
-        if key in expected and value.shape != expected[key].shape
+        if key in expected_shapes and tuple(value.shape) != tuple(expected_shapes[key])
     ]
     problems = []
     if missing:
@@ -498,6 +576,20 @@ def load_state_dict_strictly(
         problems.append(f"mis-shaped keys: {mismatched}")
     if problems:
         raise ValueError("the checkpoint does not fit the model:\n  " + "\n  ".join(problems))
+
+
+def load_state_dict_strictly(
+    model: torch.nn.Module,
+    state_dict: Mapping[str, torch.Tensor],
+    sources: Mapping[str, str] | None = None,
+    unknown: list[str] | None = None,
+    source_name_of_missing: Callable[[str], str | None] | None = None,
+) -> None:
+    """Loads `state_dict` into `model`, raising a `ValueError` that lists every missing, unexpected (including
+    `unknown` source keys that have no mapping) and mis-shaped key, by its name in the source when `sources` maps it
+    (missing keys: `source_name_of_missing(model_key)`, when given)."""
+    expected = {key: tuple(value.shape) for key, value in model.state_dict().items()}
+    check_state_dict_fits(expected, state_dict, sources, unknown, source_name_of_missing)
     model.load_state_dict(state_dict, strict=True)
 
 
@@ -505,25 +597,16 @@ def load_state_dict_strictly(
 # ImageNet ViT -> TimeSformer initialisation
 
 _VIT_DROPPED_PREFIXES = ("head.", "pre_logits.", "pooler.", "classifier.")
-_VIT_TOP_KEYS = {
-    # timm names are the canonical ones (they are also the original TimeSformer's)
-    "cls_token": "cls_token",
-    "pos_embed": "pos_embed",
-    "patch_embed.proj": "patch_embed.proj",
-    "norm": "norm",
+# ImageNet ViT key tables, into timm's names (also the original TimeSformer's), which are the canonical ones
+_VIT_TOP_KEYS_TIMM = {name: name for name in ("cls_token", "pos_embed", "patch_embed.proj", "norm")}
+_VIT_TOP_KEYS_TRANSFORMERS = {
     "embeddings.cls_token": "cls_token",
     "embeddings.position_embeddings": "pos_embed",
     "embeddings.patch_embeddings.projection": "patch_embed.proj",
     "layernorm": "norm",
 }
-_VIT_BLOCK_KEYS = {
-    "norm1": "norm1",
-    "attn.qkv": "attn.qkv",
-    "attn.proj": "attn.proj",
-    "norm2": "norm2",
-    "mlp.fc1": "mlp.fc1",
-    "mlp.fc2": "mlp.fc2",
-    # transformers ViT, as saved in files
+_VIT_BLOCK_KEYS_TIMM = {name: name for name in ("norm1", "attn.qkv", "attn.proj", "norm2", "mlp.fc1", "mlp.fc2")}
+_VIT_BLOCK_KEYS_TRANSFORMERS_FILE = {  # transformers ViT, as saved in files
     "attention.attention.query": "attn.q",
     "attention.attention.key": "attn.k",
     "attention.attention.value": "attn.v",
@@ -532,12 +615,20 @@ _VIT_BLOCK_KEYS = {
     "layernorm_after": "norm2",
     "intermediate.dense": "mlp.fc1",
     "output.dense": "mlp.fc2",
-    # transformers ViT, in memory (5.x module names)
+}
+_VIT_BLOCK_KEYS_TRANSFORMERS_MODULE = {  # transformers ViT, in memory (5.x module names)
     "attention.q_proj": "attn.q",
     "attention.k_proj": "attn.k",
     "attention.v_proj": "attn.v",
     "attention.o_proj": "attn.proj",
+    "layernorm_before": "norm1",
+    "layernorm_after": "norm2",
+    "mlp.fc1": "mlp.fc1",
+    "mlp.fc2": "mlp.fc2",
 }
+_VIT_TOP_KEYS = {**_VIT_TOP_KEYS_TIMM, **_VIT_TOP_KEYS_TRANSFORMERS}
+_VIT_BLOCK_KEYS = {**_VIT_BLOCK_KEYS_TIMM, **_VIT_BLOCK_KEYS_TRANSFORMERS_FILE, **_VIT_BLOCK_KEYS_TRANSFORMERS_MODULE}
+_QKV_PARTS = {"q": "query", "k": "key", "v": "value"}
 _VIT_BLOCK_KEY = re.compile(r"^(?:blocks|encoder\.layer|layers)\.(\d+)\.(.+)\.(weight|bias)$")
 
 
@@ -558,12 +649,16 @@ def canonical_vit_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[str
     for index in sorted({int(match.group(1)) for key in renamed if (match := _BLOCK_KEY.match(key))}):
         prefix = f"blocks.{index}.attn"
         for kind in ("weight", "bias"):
-            parts = [renamed.pop(f"{prefix}.{name}.{kind}", None) for name in ("q", "k", "v")]
-            if all(part is not None for part in parts):
-                renamed[f"{prefix}.qkv.{kind}"] = torch.cat(parts, dim=0)
-            elif any(part is not None for part in parts):
-                raise ValueError(f"block {index} has only some of the query/key/value {kind}s")
-    required = ("cls_token", "pos_embed", "patch_embed.proj.weight", "blocks.0.attn.qkv.weight", "norm.weight")
+            parts = {name: renamed.pop(f"{prefix}.{name}.{kind}", None) for name in _QKV_PARTS}
+            absent = [_QKV_PARTS[name] for name, part in parts.items() if part is None]
+            if not absent:
+                renamed[f"{prefix}.qkv.{kind}"] = torch.cat(list(parts.values()), dim=0)
+            elif len(absent) < len(parts):
+                raise ValueError(f"block {index} has some of the query/key/value {kind}s but lacks {absent}")
+    required = (
+        "cls_token", "pos_embed", "patch_embed.proj.weight", "blocks.0.attn.qkv.weight", "blocks.0.mlp.fc1.weight",
+        "norm.weight",
+    )
     missing = [key for key in required if key not in renamed]
     if missing:
         raise ValueError(f"not an ImageNet ViT checkpoint: missing {missing} (found e.g. {sorted(renamed)[:8]})")
@@ -638,7 +733,7 @@ def vit_to_tsf_state_dict(
     return state
 
 
-def vit_config_values(vit_state_dict: Mapping[str, torch.Tensor]) -> dict:
+def vit_config_values(vit_state_dict: Mapping[str, torch.Tensor]) -> dict[str, int | bool]:
     """The architecture fields a ViT's weights determine: width, patch size, channels, depth, MLP width, qkv bias."""
     patch_weight = vit_state_dict["patch_embed.proj.weight"]
     depth = 1 + max(int(match.group(1)) for key in vit_state_dict if (match := _BLOCK_KEY.match(key)))
@@ -648,26 +743,56 @@ def vit_config_values(vit_state_dict: Mapping[str, torch.Tensor]) -> dict:
         "num_channels": patch_weight.shape[1],
         "num_hidden_layers": depth,
         "intermediate_size": vit_state_dict["blocks.0.mlp.fc1.weight"].shape[0],
-        "qkv_bias": "blocks.0.attn.qkv.bias" in vit_state_dict,
+        "qkv_bias": any(key.endswith(".attn.qkv.bias") for key in vit_state_dict),
     }
 
 
 def load_imagenet_vit(
-    source: str | os.PathLike, allow_unsafe_pickle: bool = False
-) -> tuple[dict[str, torch.Tensor], dict]:
+    source: str | os.PathLike, allow_unsafe_pickle: bool = False, token: str | None = None
+) -> tuple[dict[str, torch.Tensor], dict[str, int | float]]:
     """Reads ImageNet ViT weights from a timm-style checkpoint file (`.pth`, `.bin`, `.safetensors`) or a
-    `transformers` ViT folder / Hub repo. Returns the canonical state dict and what is known of its config
-    (`num_attention_heads`, `layer_norm_eps` for `transformers` folders)."""
+    `transformers` ViT folder / Hub repo, strictly: a missing, unexpected or mis-shaped weight (against the folder's
+    config, or for a file the ViT its weights describe) is a `ValueError` naming it, in timm's names. Returns the
+    canonical state dict and what is known of its config (`num_attention_heads`, `layer_norm_eps` for `transformers`
+    folders)."""
+    from transformers import ViTConfig
+
     path = Path(source)
     if path.is_file():
-        return canonical_vit_state_dict(extract_state_dict(load_checkpoint_file(path, allow_unsafe_pickle))), {}
+        state_dict = canonical_vit_state_dict(extract_state_dict(load_checkpoint_file(path, allow_unsafe_pickle)))
+        config, known = _vit_config_from_weights(state_dict), {}
+    else:
+        config = ViTConfig.from_pretrained(str(source), token=token)
+        if config.hidden_act != "gelu":
+            raise ValueError(f"TimeSformer uses exact GELU; the ViT at {source} uses {config.hidden_act!r}")
+        state_dict = canonical_vit_state_dict(load_pretrained_weights(source, token))
+        known = {"num_attention_heads": config.num_attention_heads, "layer_norm_eps": config.layer_norm_eps}
+    try:
+        check_state_dict_fits(_vit_weight_shapes(config), state_dict)
+    except ValueError as error:
+        raise ValueError(f"ImageNet ViT weights at {source} (keys in timm's names): {error}") from None
+    return state_dict, known
+
+
+def _vit_config_from_weights(vit_state_dict: Mapping[str, torch.Tensor]) -> "ViTConfig":
+    """The `transformers` `ViTConfig` whose weights have these shapes (one head: heads do not change shapes)."""
+    from transformers import ViTConfig
+
+    values = vit_config_values(vit_state_dict)
+    num_patches = vit_state_dict["pos_embed"].shape[1] - 1
+    side = math.isqrt(num_patches)
+    if side * side != num_patches:
+        raise ValueError(f"the ViT's position table has {num_patches} patch rows, not a square grid")
+    return ViTConfig(image_size=side * values["patch_size"], num_attention_heads=1, **values)
+
+
+def _vit_weight_shapes(config: "ViTConfig") -> dict[str, tuple[int, ...]]:
+    """Canonical key -> shape of the ViT `config` describes (built on the meta device: no memory, no init)."""
     from transformers import ViTModel
 
-    vit = ViTModel.from_pretrained(str(source), add_pooling_layer=False)
-    known = {"num_attention_heads": vit.config.num_attention_heads, "layer_norm_eps": vit.config.layer_norm_eps}
-    if vit.config.hidden_act != "gelu":
-        raise ValueError(f"TimeSformer uses exact GELU; the ViT at {source} uses {vit.config.hidden_act!r}")
-    return canonical_vit_state_dict(vit.state_dict()), known
+    with torch.device("meta"):
+        vit = ViTModel(config, add_pooling_layer=False)
+    return {key: tuple(value.shape) for key, value in canonical_vit_state_dict(vit.state_dict()).items()}
 
 
 def init_from_imagenet_vit(
@@ -679,7 +804,7 @@ def init_from_imagenet_vit(
     num_attention_heads: int = 12,
     layer_norm_eps: float = 1e-6,
     position_resize: str = "bicubic",
-    **config_kwargs,
+    **config_kwargs: Any,
 ) -> TsfForVideoClassification:
     """A `TsfForVideoClassification` initialised from canonical ImageNet ViT weights (see `vit_to_tsf_state_dict`)
     for any scheme, frame count and frame size; the head is new (`id2label`, default 400 generic classes), initialised
@@ -762,6 +887,25 @@ def max_logit_difference(model: torch.nn.Module, reference_logits: torch.Tensor,
     return (model(pixel_values).logits - reference_logits).abs().max().item()
 
 
+def vit_reference_unavailable(config: TsfConfig, vit_state_dict: Mapping[str, torch.Tensor]) -> str | None:
+    """Why a model initialised from `vit_state_dict` with `config` has no exact reference in the ViT itself (`None`
+    when it has one): only `divided_space_time` (on a static video) and `space_only` reduce to the image ViT, and
+    only at the ViT's own grid (a resized position table has no counterpart)."""
+    if config.attention_type not in ("divided_space_time", "space_only"):
+        return (
+            f"a ViT-initialised {config.attention_type} model has no exact ViT reference (only divided_space_time and "
+            "space_only reduce to the image ViT)"
+        )
+    height, width = config.image_height_width
+    side = math.isqrt(vit_state_dict["pos_embed"].shape[1] - 1)
+    if (height // config.patch_size, width // config.patch_size) != (side, side):
+        return (
+            f"the model's {height}x{width} frames differ from the ViT's grid, so its resized position table has no "
+            "exact ViT reference"
+        )
+    return None
+
+
 @torch.no_grad()
 def vit_reference_difference(
     model: TsfForVideoClassification, vit_state_dict: Mapping[str, torch.Tensor], seed: int = 0
@@ -773,14 +917,10 @@ def vit_reference_difference(
     from transformers import ViTConfig, ViTModel
 
     config = model.config
-    if config.attention_type not in ("divided_space_time", "space_only"):
-        raise ValueError(
-            f"a ViT-initialised model equals the ViT only for divided_space_time and space_only, got "
-            f"{config.attention_type!r}"
-        )
-    height, width = config.image_height_width
-    if (height // config.patch_size) * (width // config.patch_size) != vit_state_dict["pos_embed"].shape[1] - 1:
-        raise ValueError("the model's frame size differs from the ViT's: the resized position table has no reference")
+    reason = vit_reference_unavailable(config, vit_state_dict)
+    if reason is not None:
+        raise ValueError(reason)
+    height = config.image_height_width[0]
     vit_config = ViTConfig(
         image_size=height,
         patch_size=config.patch_size,
@@ -793,7 +933,7 @@ def vit_reference_difference(
         qkv_bias=config.qkv_bias,
     )
     vit = ViTModel(vit_config, add_pooling_layer=False).eval()
-    load_state_dict_strictly(vit, _canonical_to_vit_model(vit_state_dict))
+    load_state_dict_strictly(vit, _canonical_to_vit_module_names(vit_state_dict))
     pixel_values = verification_input(config, seed=seed)
     if config.attention_type == "divided_space_time":
         pixel_values = pixel_values[:, :1].expand_as(pixel_values).contiguous()
@@ -805,36 +945,25 @@ def vit_reference_difference(
     return (model.tsf(pixel_values).pooler_output - expected).abs().max().item()
 
 
-def _canonical_to_vit_model(vit_state_dict: Mapping[str, torch.Tensor]) -> dict:
-    """Canonical (timm) ViT weights under the module names of `transformers`' in-memory `ViTModel`."""
-    names = {
-        "cls_token": "embeddings.cls_token",
-        "pos_embed": "embeddings.position_embeddings",
-        "patch_embed.proj.weight": "embeddings.patch_embeddings.projection.weight",
-        "patch_embed.proj.bias": "embeddings.patch_embeddings.projection.bias",
-        "norm.weight": "layernorm.weight",
-        "norm.bias": "layernorm.bias",
-    }
-    block_names = {
-        "norm1": "layernorm_before",
-        "norm2": "layernorm_after",
-        "attn.proj": "attention.o_proj",
-        "mlp.fc1": "mlp.fc1",
-        "mlp.fc2": "mlp.fc2",
-    }
-    state = {}
+def _canonical_to_vit_module_names(vit_state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Canonical (timm) ViT weights under the module names of `transformers`' in-memory `ViTModel` (the inverse of
+    the in-memory table of `canonical_vit_state_dict`, the fused qkv split into query, key and value)."""
+    split = {}
     for key, value in vit_state_dict.items():
         block = _BLOCK_KEY.match(key)
-        if not block:
-            state[names[key]] = value
-            continue
-        index, name, kind = block.groups()
-        if name == "attn.qkv":
-            for part, projection in zip(value.chunk(3, dim=0), ("q_proj", "k_proj", "v_proj")):
-                state[f"layers.{index}.attention.{projection}.{kind}"] = part
+        if block and block.group(2) == "attn.qkv":
+            for name, part in zip(_QKV_PARTS, value.chunk(3, dim=0)):
+                split[f"blocks.{block.group(1)}.attn.{name}.{block.group(3)}"] = part
         else:
-            state[f"layers.{index}.{block_names[name]}.{kind}"] = value
-    return state
+            split[key] = value
+    renamed, _, _ = _rename(
+        split,
+        _inverted(_VIT_TOP_KEYS_TRANSFORMERS),
+        _inverted(_VIT_BLOCK_KEYS_TRANSFORMERS_MODULE),
+        _BLOCK_KEY,
+        "layers.{index}",
+    )
+    return renamed
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -845,12 +974,15 @@ _HOWTO100M_CLIPS = {8: 48, 32: 12, 64: 6, 96: 4}
 """Clips per video in the paper's HowTo100M evaluation, by frames per clip."""
 
 
-def build_processors(config: TsfConfig, dataset: str | None = None, sampling_rate: int | None = None) -> tuple:
+def build_processors(
+    config: TsfConfig, dataset: str | None = None, sampling_rate: int | None = None
+) -> tuple["TsfVideoProcessor", "TsfImageProcessor"]:
     """The `(TsfVideoProcessor, TsfImageProcessor)` of a checkpoint's evaluation protocol: its frame count and crop,
-    the dataset's frame sampling (dense clips at the checkpoint's rate for Kinetics and HowTo100M, segments for
-    Something-Something-v2), 3 spatial crops for the zoo datasets (the paper's 1x3 views; HowTo100M: the paper's
-    clips per video, centre crop) and BGR frames without training flips for Something-Something-v2. Unknown datasets
-    get uniform sampling and one centre crop."""
+    the dataset's frame sampling (dense clips at the checkpoint's rate for Kinetics and HowTo100M, placed as the
+    original evaluation code placed them, `clip_alignment="start"`: one clip starts at frame 0, several at evenly
+    spaced starts from 0; segments for Something-Something-v2), 3 spatial crops for the zoo datasets (the paper's
+    1x3 views; HowTo100M: the paper's clips per video, centre crop) and BGR frames without training flips for
+    Something-Something-v2. Unknown datasets get uniform sampling and one centre crop."""
     from .image_processing_tsf import TsfImageProcessor
     from .video_processing_tsf import TsfVideoProcessor
 
@@ -870,8 +1002,10 @@ def build_processors(config: TsfConfig, dataset: str | None = None, sampling_rat
         if spec.bgr:
             kwargs.update(channel_order="bgr", train_flip=False)
         rate = sampling_rate or spec.sampling_rates.get((config.num_frames, short_side))
-        if spec.sampling_strategy == "dense" and rate:
-            kwargs["sampling_rate"] = rate
+        if spec.sampling_strategy == "dense":
+            kwargs["clip_alignment"] = "start"
+            if rate:
+                kwargs["sampling_rate"] = rate
         if spec.key == "howto100m":
             kwargs.update(num_spatial_crops=1, num_temporal_clips=_HOWTO100M_CLIPS.get(config.num_frames, 1))
     return TsfVideoProcessor(**kwargs), TsfImageProcessor(**kwargs)
@@ -889,7 +1023,7 @@ def model_card(
     source: str,
     dataset: str | None,
     license: str,
-    video_processor=None,
+    video_processor: "TsfVideoProcessor | None" = None,
     verification: str | None = None,
     repo_id: str | None = None,
 ) -> str:
@@ -936,6 +1070,13 @@ def model_card(
             f"{video_processor.channel_order.upper()} frames, mean 0.45 / std 0.225"
         )
         lines.append(f"- Preprocessing (`video_preprocessor_config.json`, `preprocessor_config.json`): {settings}.")
+        if video_processor.sampling_strategy == "dense" and video_processor.clip_alignment == "start":
+            lines.append(
+                '- Clip placement: `clip_alignment="start"`, as in the original evaluation code (one clip starts at '
+                "the video's first frame, several at evenly spaced starts from it), the protocol behind the accuracy "
+                "above. The paper describes the clip in the middle of the video, which is the processor's own "
+                'default (`clip_alignment="center"`); pass that to the processor to use it.'
+            )
     if verification:
         lines.append(f"- Verification: {verification}")
     if license == "cc-by-nc-4.0":
@@ -980,7 +1121,10 @@ def model_card(
 
 
 def save_converted(
-    model: TsfForVideoClassification, output_dir: str | os.PathLike, processors: tuple, card: str
+    model: TsfForVideoClassification,
+    output_dir: str | os.PathLike,
+    processors: tuple["TsfVideoProcessor", "TsfImageProcessor"],
+    card: str,
 ) -> Path:
     """Writes a complete model folder: `config.json` (with `auto_map` for `AutoConfig`, `AutoModel` and
     `AutoModelForVideoClassification`), `model.safetensors`, the processors' configs
@@ -1027,7 +1171,7 @@ class VerificationError(ValueError):
 @dataclass
 class ConversionResult:
     """A converted model, where it was written, and its measured agreement with the source (`None` when not
-    verified)."""
+    verified; `verification_skipped` says why when verification was asked for but no exact reference exists)."""
 
     model: TsfForVideoClassification
     dataset: str | None
@@ -1035,6 +1179,7 @@ class ConversionResult:
     repo_id: str | None = None
     max_abs_difference: float | None = None
     reference: str | None = None
+    verification_skipped: str | None = None
 
 
 def _check_difference(difference: float, tolerance: float, reference: str) -> None:
@@ -1162,13 +1307,16 @@ def convert_transformers_timesformer(
     hub_token: str | None = None,
 ) -> ConversionResult:
     """Converts a `transformers` `TimesformerForVideoClassification` (a folder or Hub repo in the
-    `facebook/timesformer-*` layout). Class names come from its config unless `label_file` is given; `dataset`
-    (default: guessed from the path and class count) sets the processor's protocol. `verify` compares logits with
-    the source model."""
-    from transformers import TimesformerForVideoClassification
+    `facebook/timesformer-*` layout). The weights are read as stored and loaded strictly: a missing, unexpected or
+    mis-shaped key is a `ValueError` naming it (where `from_pretrained` would only log it and fill in random values).
+    Class names come from its config unless `label_file` is given; `dataset` (default: guessed from the path and
+    class count) sets the processor's protocol. `verify` compares logits with the source model."""
+    from transformers import TimesformerConfig, TimesformerForVideoClassification
 
-    source = TimesformerForVideoClassification.from_pretrained(str(model_path)).eval()
-    source_config = source.config
+    source_config = TimesformerConfig.from_pretrained(str(model_path), token=hub_token)
+    source = TimesformerForVideoClassification(source_config)
+    load_state_dict_strictly(source, load_pretrained_weights(model_path, hub_token))
+    source.eval()
     num_classes = source_config.num_labels
     if dataset is None:
         dataset = guess_dataset(str(model_path).replace("/", "_"), num_classes)
@@ -1232,8 +1380,9 @@ def convert_imagenet_vit(
     repo), ready for fine-tuning: any scheme, frames and frame size (`init_from_imagenet_vit`). Classes: the
     `dataset`'s names, a `label_file` (`num_labels` entries), or `num_labels` generic names. Heads and LayerNorm
     epsilon default to the `transformers` ViT's config, else 12 and 1e-6. `verify` compares with `transformers`'
-    `ViTModel` where the two are equal by construction (`vit_reference_difference`)."""
-    vit_state_dict, known = load_imagenet_vit(source, allow_unsafe_pickle)
+    `ViTModel` where the two are equal by construction (`vit_reference_difference`) and otherwise skips, saying why
+    in `verification_skipped` (`vit_reference_unavailable`)."""
+    vit_state_dict, known = load_imagenet_vit(source, allow_unsafe_pickle, hub_token)
     if dataset is not None:
         if dataset not in DATASETS:
             raise ValueError(f"dataset must be one of {sorted(DATASETS)} or None, got {dataset!r}")
@@ -1251,9 +1400,13 @@ def convert_imagenet_vit(
     )
     result = ConversionResult(model=model, dataset=dataset)
     if verify:
-        result.reference = "transformers' ViTModel with the same ImageNet weights"
-        result.max_abs_difference = vit_reference_difference(model, vit_state_dict)
-        _check_difference(result.max_abs_difference, tolerance, result.reference)
+        result.verification_skipped = vit_reference_unavailable(model.config, vit_state_dict)
+        if result.verification_skipped is None:
+            result.reference = "transformers' ViTModel with the same ImageNet weights"
+            result.max_abs_difference = vit_reference_difference(model, vit_state_dict)
+            _check_difference(result.max_abs_difference, tolerance, result.reference)
+        else:
+            logger.warning("verification skipped: %s", result.verification_skipped)
     return _finish(
         result,
         output_dir,
@@ -1270,6 +1423,7 @@ __all__ = [
     "VerificationError",
     "build_processors",
     "canonical_vit_state_dict",
+    "check_state_dict_fits",
     "convert_imagenet_vit",
     "convert_original_checkpoint",
     "convert_transformers_timesformer",
@@ -1281,6 +1435,7 @@ __all__ = [
     "load_checkpoint_file",
     "load_imagenet_vit",
     "load_label_names",
+    "load_pretrained_weights",
     "load_state_dict_strictly",
     "model_card",
     "original_to_transformers_state_dict",
@@ -1291,6 +1446,9 @@ __all__ = [
     "save_converted",
     "transformers_timesformer_logits",
     "transformers_to_tsf_state_dict",
+    "tsf_to_transformers_state_dict",
+    "vit_config_values",
     "vit_reference_difference",
+    "vit_reference_unavailable",
     "vit_to_tsf_state_dict",
 ]
