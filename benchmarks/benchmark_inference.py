@@ -1,7 +1,7 @@
-"""Inference speed and memory of tsf's TsfForVideoClassification against transformers' TimesformerForVideoClassification
-with the same weights, in one process.
+"""Inference speed and memory of tsf's TsfForVideoClassification against transformers'
+TimesformerForVideoClassification with the same weights, in one process.
 
-    python benchmarks/benchmark_inference.py --variant base --num_layers 4 --attention_types all --output inference.json
+    python benchmarks/benchmark_inference.py --num_layers 4 --attention_types all --output inference.json
     python benchmarks/benchmark_inference.py --tiny        # seconds: checks the script runs
 
 Reports seconds per clip (min and median over interleaved rounds), clips/s, achieved FLOP/s (`tsf_hf.flops`) and its
