@@ -35,7 +35,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--allow_unsafe_pickle", action="store_true", help="allow full unpickling of a trusted file")
     parser.add_argument(
         "--verify", action="store_true",
-        help="compare with transformers' ViTModel where they must agree",
+        help="compare with transformers' ViTModel where they must agree (divided / space-only at the ViT's grid); "
+        "skipped, with the reason, elsewhere",
     )
     parser.add_argument("--tolerance", type=float, default=1e-4)
     parser.add_argument("--push_to_hub", metavar="REPO_ID", default=None, help="upload the folder to this Hub repo")
@@ -73,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     if result.max_abs_difference is not None:
         print(f"max |difference| to {result.reference}: {result.max_abs_difference:.3e}")
+    if result.verification_skipped is not None:
+        print(f"verification skipped: {result.verification_skipped}")
     if result.repo_id:
         print(f"uploaded to {result.repo_id}")
     return 0
