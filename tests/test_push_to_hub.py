@@ -11,8 +11,13 @@ from huggingface_hub import HfApi, hf_hub_download
 from huggingface_hub.errors import EntryNotFoundError
 
 from hub_mock import mock_hub  # noqa: F401  (pytest fixture)
-from test_conversion import original_state_dict, random_video, save_original_checkpoint
-from tsf_hf.conversion import convert_original_checkpoint
+from test_conversion import _timesformer_folder, _tiny_vit, original_state_dict, random_video, save_original_checkpoint
+from tsf_hf.conversion import (
+    convert_imagenet_vit,
+    convert_original_checkpoint,
+    convert_transformers_timesformer,
+    push_folder_to_hub,
+)
 
 
 UPLOADED_FILES = {
@@ -119,3 +124,23 @@ def test_mock_hub_supports_transformers_push_and_reload_in_process(tmp_path, moc
     video = random_video(4, 32)
     with torch.no_grad():
         torch.testing.assert_close(reloaded(video).logits, model(video).logits, atol=0, rtol=0)
+
+
+def test_convert_from_hub_repos_reads_weights_strictly(tmp_path, mock_hub):
+    # uploaded with huggingface_hub's own client (transformers' push_to_hub keeps one client per process)
+    source = _timesformer_folder(tmp_path / "timesformer")
+    push_folder_to_hub(tmp_path / "timesformer", "tiny-timesformer")
+    result = convert_transformers_timesformer("testuser/tiny-timesformer", verify=True, tolerance=1e-6)
+    video = random_video(4, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(result.model(video).logits, source(video).logits, atol=1e-6, rtol=0)
+    vit = _tiny_vit()
+    vit.save_pretrained(tmp_path / "vit")
+    push_folder_to_hub(tmp_path / "vit", "tiny-vit")
+    result = convert_imagenet_vit("testuser/tiny-vit", num_frames=4, image_size=32, num_labels=3, verify=True)
+    assert result.max_abs_difference <= 1e-5
+    assert result.model.config.num_attention_heads == vit.config.num_attention_heads
+    (tmp_path / "timesformer" / "model.safetensors").unlink()
+    push_folder_to_hub(tmp_path / "timesformer", "config-only")
+    with pytest.raises(ValueError, match="testuser/config-only holds no weights"):
+        convert_transformers_timesformer("testuser/config-only")
