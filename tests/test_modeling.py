@@ -2,7 +2,6 @@
 
 import itertools
 import math
-import re
 
 import pytest
 import torch
@@ -10,6 +9,7 @@ import torch.nn.functional as F
 from transformers import TimesformerConfig, TimesformerForVideoClassification
 
 from tsf_hf import ATTENTION_TYPES, TsfConfig, TsfForVideoClassification, TsfModel
+from tsf_hf.conversion import transformers_to_tsf_state_dict
 from tsf_hf.modeling_tsf import STEP_GROUPINGS, TokenGrouper
 
 
@@ -35,30 +35,6 @@ def randomise(model: torch.nn.Module, std: float = 0.2, seed: int = 0) -> torch.
         for parameter in model.parameters():
             parameter.copy_(torch.randn(parameter.shape, generator=generator) * std)
     return model.eval()
-
-
-def transformers_to_tsf(state_dict: dict, attention_type: str) -> dict:
-    """Key mapping from transformers' Timesformer to tsf (independent of tsf_hf.conversion)."""
-    spatial_step = "1" if attention_type == "divided_space_time" else "0"
-    rules = [
-        (r"^timesformer\.", "tsf."),
-        (r"encoder\.layer\.(\d+)\.temporal_layernorm", r"layers.\1.steps.0.norm"),
-        (r"encoder\.layer\.(\d+)\.temporal_attention\.attention\.qkv", r"layers.\1.steps.0.attention.qkv"),
-        (r"encoder\.layer\.(\d+)\.temporal_attention\.output\.dense", r"layers.\1.steps.0.attention.proj"),
-        (r"encoder\.layer\.(\d+)\.temporal_dense", r"layers.\1.steps.0.fc"),
-        (r"encoder\.layer\.(\d+)\.layernorm_before", rf"layers.\1.steps.{spatial_step}.norm"),
-        (r"encoder\.layer\.(\d+)\.attention\.attention\.qkv", rf"layers.\1.steps.{spatial_step}.attention.qkv"),
-        (r"encoder\.layer\.(\d+)\.attention\.output\.dense", rf"layers.\1.steps.{spatial_step}.attention.proj"),
-        (r"encoder\.layer\.(\d+)\.layernorm_after", r"layers.\1.norm"),
-        (r"encoder\.layer\.(\d+)\.intermediate\.dense", r"layers.\1.mlp.fc1"),
-        (r"encoder\.layer\.(\d+)\.output\.dense", r"layers.\1.mlp.fc2"),
-    ]
-    converted = {}
-    for key, value in state_dict.items():
-        for pattern, replacement in rules:
-            key = re.sub(pattern, replacement, key, count=1)
-        converted[key] = value
-    return converted
 
 
 # ----------------------------------------------------------------------------------------------------------- config
@@ -145,7 +121,9 @@ def test_parity_with_transformers_timesformer(attention_type):
     kwargs = {**TINY, "num_labels": 3, "attention_type": attention_type}
     reference = randomise(TimesformerForVideoClassification(TimesformerConfig(**kwargs)), std=0.1)
     model = TsfForVideoClassification(TsfConfig(**kwargs, attn_implementation="eager")).eval()
-    model.load_state_dict(transformers_to_tsf(reference.state_dict(), attention_type), strict=True)
+    state_dict, _, unknown = transformers_to_tsf_state_dict(reference.state_dict(), attention_type)
+    assert not unknown
+    model.load_state_dict(state_dict, strict=True)
     pixel_values = torch.randn(2, 4, 3, 32, 32, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         expected = reference(pixel_values, output_hidden_states=True)
