@@ -234,6 +234,31 @@ def test_two_cpu_processes_gather_every_sample_once(tmp_path, cache_dir):
     assert (output / "model.safetensors").is_file()
 
 
+def test_init_from_imagenet_vit_with_gradient_checkpointing(tmp_path, cache_dir):
+    import torch
+    from transformers import ViTConfig, ViTModel
+
+    torch.manual_seed(0)
+    vit = ViTModel(ViTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                             image_size=32, patch_size=8), add_pooling_layer=False)
+    vit.save_pretrained(tmp_path / "vit")
+    output = tmp_path / "out"
+    run([sys.executable, NO_TRAINER, "--cache_dir", cache_dir, *SMALL_DATA, "--init_from_vit", tmp_path / "vit",
+         "--num_frames", "4", "--image_size", "32", "--attention_type", "joint_space_time", "--gradient_checkpointing",
+         "--learning_rate", "0", "--weight_decay", "0", "--max_train_steps", "2", "--per_device_train_batch_size", "4",
+         "--output_dir", output, "--no_prediction"])
+    config = json.loads((output / "config.json").read_text())
+    assert (config["hidden_size"], config["num_frames"], config["attention_type"]) == (32, 4, "joint_space_time")
+    trained = weights(output)
+    vit_state = {key: value.numpy() for key, value in vit.state_dict().items()}
+    # learning rate 0: the ViT's weights arrive unchanged
+    np.testing.assert_array_equal(trained["tsf.layers.1.mlp.fc1.weight"], vit_state["layers.1.mlp.fc1.weight"])
+    np.testing.assert_array_equal(
+        trained["tsf.embeddings.patch_embeddings.projection.weight"],
+        vit_state["embeddings.patch_embeddings.projection.weight"],
+    )
+
+
 @pytest.mark.slow
 def test_default_run_learns_the_builtin_dataset(tmp_path):
     """The default command: built-in dataset, divided attention, >= 90% validation accuracy (about 3-5 minutes on
