@@ -18,6 +18,7 @@ import torch
 from transformers import TimesformerConfig, TimesformerForVideoClassification
 
 from tsf_hf import ATTENTION_TYPES, TsfConfig, TsfForVideoClassification
+from tsf_hf.conversion import tsf_to_transformers_state_dict
 from tsf_hf.flops import count_macs
 
 
@@ -115,43 +116,6 @@ def input_shape(config: TsfConfig, batch_size: int) -> tuple[int, ...]:
     return (batch_size, config.num_frames, config.num_channels, height, width)
 
 
-def to_transformers_state_dict(state_dict: dict[str, torch.Tensor], attention_type: str) -> dict[str, torch.Tensor]:
-    """tsf `TsfForVideoClassification` keys -> transformers' `TimesformerForVideoClassification` keys."""
-    if attention_type not in TRANSFORMERS_SCHEMES:
-        raise ValueError(f"transformers' Timesformer is compared for {TRANSFORMERS_SCHEMES}, got {attention_type!r}")
-    # step index -> (norm, attention module, extra fc) in transformers' layer
-    steps = {"0": ("layernorm_before", "attention", None)}
-    if attention_type == "divided_space_time":
-        steps = {"0": ("temporal_layernorm", "temporal_attention", "temporal_dense"), "1": steps["0"]}
-    converted = {}
-    for key, value in state_dict.items():
-        parts = key.split(".")
-        if parts[0] == "classifier":
-            new = key
-        elif parts[1] in ("embeddings", "layernorm"):
-            new = "timesformer." + ".".join(parts[1:])
-        else:  # tsf.layers.{i}.<rest>
-            layer, rest = parts[2], parts[3:]
-            prefix = f"timesformer.encoder.layer.{layer}."
-            if rest[0] == "steps":
-                norm, attention, fc = steps[rest[1]]
-                kind, tail = rest[2], rest[3:]
-                if kind == "norm":
-                    new = prefix + ".".join([norm, *tail])
-                elif kind == "fc":
-                    new = prefix + ".".join([fc, *tail])
-                elif tail[0] == "qkv":
-                    new = prefix + ".".join([attention, "attention", *tail])
-                else:  # proj
-                    new = prefix + ".".join([attention, "output", "dense", *tail[1:]])
-            elif rest[0] == "norm":
-                new = prefix + ".".join(["layernorm_after", *rest[1:]])
-            else:  # mlp.fc1 / mlp.fc2
-                new = prefix + ("intermediate.dense." if rest[1] == "fc1" else "output.dense.") + rest[2]
-        converted[new] = value
-    return converted
-
-
 def build_transformers(config: TsfConfig, state_dict: dict | None = None) -> TimesformerForVideoClassification:
     """transformers' Timesformer with `config`'s shape; with tsf's `state_dict` when given."""
     height, width = config.image_height_width
@@ -176,7 +140,7 @@ def build_transformers(config: TsfConfig, state_dict: dict | None = None) -> Tim
     )
     model = TimesformerForVideoClassification(their_config)
     if state_dict is not None:
-        model.load_state_dict(to_transformers_state_dict(state_dict, config.attention_type), strict=True)
+        model.load_state_dict(tsf_to_transformers_state_dict(state_dict, config.attention_type), strict=True)
     return model
 
 

@@ -109,13 +109,3 @@ def test_compiled_inference(tmp_path):
     )
     (row,) = payload["results"]
     assert row["compiled"] and row["label"] == "tsf/axial/sdpa/fp32/compiled"
-
-
-def test_key_mapping_rejects_schemes_transformers_lacks():
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        from harness import to_transformers_state_dict
-    finally:
-        sys.path.remove(str(BENCHMARKS))
-    with pytest.raises(ValueError, match="axial"):
-        to_transformers_state_dict({}, "axial")
