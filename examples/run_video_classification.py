@@ -27,8 +27,6 @@ import datasets
 import transformers
 from transformers import HfArgumentParser, Trainer, TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
-
-from tsf_hf.metrics import load_topk_accuracy
 from video_classification_common import (
     BAD_VIDEO_POLICIES,
     BUILTIN_DATASET,
@@ -37,6 +35,7 @@ from video_classification_common import (
     VideoClassificationDataset,
     build_model_and_processor,
     check_videos,
+    decoded_cache_dir,
     collate_fn,
     decays,
     load_video_datasets,
@@ -46,6 +45,7 @@ from video_classification_common import (
     write_model_card,
 )
 
+from tsf_hf.metrics import load_topk_accuracy
 
 logger = logging.getLogger(__name__)
 
@@ -77,8 +77,10 @@ class DataTrainingArguments:
 
     dataset_name: str | None = field(
         default=None,
-        metadata={"help": f"Hub or local dataset; `{BUILTIN_DATASET}` (the default when no data is given) generates "
-                  "the built-in temporal dataset."},
+        metadata={
+            "help": f"Hub or local dataset; `{BUILTIN_DATASET}` (the default when no data is given) generates "
+            "the built-in temporal dataset."
+        },
     )
     dataset_config_name: str | None = field(default=None)
     train_dir: str | None = field(default=None, metadata={"help": "videofolder of training videos (<label>/*.mp4)."})
@@ -90,10 +92,16 @@ class DataTrainingArguments:
     label_column_name: str = field(default="label")
     cache_dir: str | None = field(default=None, metadata={"help": "datasets and built-in dataset cache folder."})
     decoded_cache_mb: int = field(default=2048, metadata={"help": "memory for decoded frames (0: none)."})
+    decoded_cache_dir: str | None = field(
+        default=None,
+        metadata={"help": "where decoded splits are kept between runs (default: <cache>/decoded; 'none': nowhere)."},
+    )
     on_bad_video: str = field(
         default="skip",
-        metadata={"help": "a video that cannot be decoded: skip it with a warning naming it, or stop with an error.",
-                  "choices": list(BAD_VIDEO_POLICIES)},
+        metadata={
+            "help": "a video that cannot be decoded: skip it with a warning naming it, or stop with an error.",
+            "choices": list(BAD_VIDEO_POLICIES),
+        },
     )
     builtin_num_train: int = field(default=4000)
     builtin_num_validation: int = field(default=1000)
@@ -161,7 +169,9 @@ def parse_args(argv=None):
         changes["save_strategy"] = "epoch"
     elif data_args.checkpointing_steps is not None:
         if not data_args.checkpointing_steps.isdigit():
-            raise ValueError(f"--checkpointing_steps must be an integer or 'epoch', got {data_args.checkpointing_steps!r}")
+            raise ValueError(
+                f"--checkpointing_steps must be an integer or 'epoch', got {data_args.checkpointing_steps!r}"
+            )
         changes.update(save_strategy="steps", save_steps=int(data_args.checkpointing_steps))
     if data_args.with_tracking and training_args.report_to in (None, "none", ["none"]):
         changes["report_to"] = "all"
@@ -178,7 +188,9 @@ def main(argv=None):
     log_level = training_args.get_process_log_level()
     logger.setLevel(log_level)
     datasets.utils.logging.set_verbosity(min(log_level, logging.WARNING) if training_args.should_log else log_level)
-    transformers.utils.logging.set_verbosity(min(log_level, logging.WARNING) if training_args.should_log else log_level)
+    transformers.utils.logging.set_verbosity(
+        min(log_level, logging.WARNING) if training_args.should_log else log_level
+    )
     logger.info(f"Training parameters {training_args}")
 
     last_checkpoint = None
@@ -195,8 +207,10 @@ def main(argv=None):
     cache = DecodedVideoCache(data_args.decoded_cache_mb, backend=processor.video_backend)
     progress = training_args.local_process_index == 0
     video, label = data_args.video_column_name, data_args.label_column_name
-    train_split = check_videos(dataset["train"], video, cache, data_args.on_bad_video, "train", progress)
-    eval_split = check_videos(dataset["validation"], video, cache, data_args.on_bad_video, "validation", progress)
+    disk = decoded_cache_dir(args)
+    policy = data_args.on_bad_video
+    train_split = check_videos(dataset["train"], video, cache, policy, "train", progress, disk)
+    eval_split = check_videos(dataset["validation"], video, cache, policy, "validation", progress, disk)
     train_dataset = VideoClassificationDataset(
         train_split, processor, cache, video, label, "train", True, training_args.seed
     )

@@ -28,14 +28,13 @@ from huggingface_hub import HfApi
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import SchedulerType, get_scheduler
-
-from tsf_hf.metrics import load_topk_accuracy
 from video_classification_common import (
     DecodedVideoCache,
     VideoClassificationDataset,
     add_common_arguments,
     build_model_and_processor,
     check_videos,
+    decoded_cache_dir,
     collate_fn,
     load_video_datasets,
     optimizer_groups,
@@ -45,6 +44,7 @@ from video_classification_common import (
     write_model_card,
 )
 
+from tsf_hf.metrics import load_topk_accuracy
 
 logger = get_logger(__name__)
 
@@ -65,11 +65,19 @@ def parse_args(argv=None):
     group.add_argument("--num_warmup_steps", type=int, default=None, help="default: 5%% of the optimizer steps.")
     group.add_argument("--max_grad_norm", type=float, default=1.0)
     group.add_argument("--seed", type=int, default=42)
-    group.add_argument("--mixed_precision", choices=("no", "fp16", "bf16"), default=None,
-                       help="default: accelerate's configuration (no on CPU).")
+    group.add_argument(
+        "--mixed_precision",
+        choices=("no", "fp16", "bf16"),
+        default=None,
+        help="default: accelerate's configuration (no on CPU).",
+    )
     group.add_argument("--gradient_checkpointing", action="store_true")
-    group.add_argument("--checkpointing_steps", type=str, default=None, help="an integer N (every N steps) or 'epoch'.")
-    group.add_argument("--resume_from_checkpoint", type=str, default=None, help="a step_N / epoch_N folder, or 'latest'.")
+    group.add_argument(
+        "--checkpointing_steps", type=str, default=None, help="an integer N (every N steps) or 'epoch'."
+    )
+    group.add_argument(
+        "--resume_from_checkpoint", type=str, default=None, help="a step_N / epoch_N folder, or 'latest'."
+    )
     group.add_argument("--with_tracking", action="store_true")
     group.add_argument("--report_to", type=str, default="all")
     group.add_argument("--push_to_hub", action="store_true")
@@ -78,9 +86,17 @@ def parse_args(argv=None):
     group.add_argument("--num_threads", type=int, default=None, help="torch CPU threads per process.")
     group.add_argument("--no_prediction", action="store_true", help="skip the held-out pipeline prediction.")
     args = parser.parse_args(argv)
-    if args.checkpointing_steps is not None and args.checkpointing_steps != "epoch" and not args.checkpointing_steps.isdigit():
+    if (
+        args.checkpointing_steps is not None
+        and args.checkpointing_steps != "epoch"
+        and not args.checkpointing_steps.isdigit()
+    ):
         parser.error(f"--checkpointing_steps must be an integer or 'epoch', got {args.checkpointing_steps!r}")
-    if args.dataset_name is None and (args.train_dir is None) != (args.validation_dir is None) and args.train_dir is None:
+    if (
+        args.dataset_name is None
+        and (args.train_dir is None) != (args.validation_dir is None)
+        and args.train_dir is None
+    ):
         parser.error("--validation_dir needs --train_dir")
     return args
 
@@ -112,7 +128,9 @@ def main(argv=None):
         os.makedirs(args.output_dir, exist_ok=True)
         if args.push_to_hub:
             api = HfApi(token=args.token)
-            repo_id = api.create_repo(args.hub_model_id or Path(args.output_dir).absolute().name, exist_ok=True).repo_id
+            repo_id = api.create_repo(
+                args.hub_model_id or Path(args.output_dir).absolute().name, exist_ok=True
+            ).repo_id
             with open(os.path.join(args.output_dir, ".gitignore"), "w") as gitignore:
                 gitignore.write("step_*\nepoch_*\n")
     accelerator.wait_for_everyone()
@@ -127,8 +145,10 @@ def main(argv=None):
 
     cache = DecodedVideoCache(args.decoded_cache_mb, backend=processor.video_backend)
     progress = accelerator.is_local_main_process
-    train_split = check_videos(dataset["train"], args.video_column_name, cache, args.on_bad_video, "train", progress)
-    eval_split = check_videos(dataset["validation"], args.video_column_name, cache, args.on_bad_video, "validation", progress)
+    disk = decoded_cache_dir(args)
+    video = args.video_column_name
+    train_split = check_videos(dataset["train"], video, cache, args.on_bad_video, "train", progress, disk)
+    eval_split = check_videos(dataset["validation"], video, cache, args.on_bad_video, "validation", progress, disk)
     train_dataset = VideoClassificationDataset(
         train_split, processor, cache, args.video_column_name, args.label_column_name, "train", True, args.seed
     )
@@ -158,7 +178,9 @@ def main(argv=None):
     )
     updates_per_epoch = math.ceil(len(train_dataloader) / args.gradient_accumulation_steps)
     args.num_train_epochs = math.ceil(args.max_train_steps / updates_per_epoch)
-    checkpointing_steps = int(args.checkpointing_steps) if (args.checkpointing_steps or "").isdigit() else args.checkpointing_steps
+    checkpointing_steps = (
+        int(args.checkpointing_steps) if (args.checkpointing_steps or "").isdigit() else args.checkpointing_steps
+    )
 
     if args.with_tracking:
         config = {k: (v.value if hasattr(v, "value") else v) for k, v in vars(args).items()}
@@ -169,14 +191,17 @@ def main(argv=None):
     logger.info("***** Running training *****")
     logger.info(f"  Num examples = {len(train_dataset)} (train), {len(eval_dataset)} (validation)")
     logger.info(f"  Num epochs = {args.num_train_epochs}, total batch size = {total_batch_size}")
-    logger.info(f"  Optimization steps = {args.max_train_steps}, parameters = {accelerator.unwrap_model(model).num_parameters()}")
+    num_parameters = accelerator.unwrap_model(model).num_parameters()
+    logger.info(f"  Optimization steps = {args.max_train_steps}, parameters = {num_parameters}")
     progress_bar = tqdm(range(args.max_train_steps), disable=not accelerator.is_local_main_process)
     completed_steps, starting_epoch, resume_step = 0, 0, None
 
     if args.resume_from_checkpoint:
         path = args.resume_from_checkpoint
         if path == "latest":
-            folders = [f for f in Path(args.output_dir).iterdir() if f.is_dir() and f.name.startswith(("step_", "epoch_"))]
+            folders = [
+                f for f in Path(args.output_dir).iterdir() if f.is_dir() and f.name.startswith(("step_", "epoch_"))
+            ]
             if not folders:
                 raise ValueError(f"--resume_from_checkpoint latest: no step_*/epoch_* folder in {args.output_dir}")
             path = str(max(folders, key=lambda f: f.stat().st_mtime))

@@ -6,22 +6,20 @@ processor (PyAV, or torchcodec when usable). Each video is decoded once and its 
 within a budget (`--decoded_cache_mb`); every epoch then only samples, resizes, crops and normalises them.
 """
 
+import hashlib
 import json
 import logging
-import math
 import os
 import zlib
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from datasets import DatasetDict, Video, load_dataset
 
 from tsf_hf import TsfConfig, TsfForVideoClassification, TsfVideoProcessor
-from tsf_hf.synthetic import MovingSquareConfig, generate_moving_square_dataset
+from tsf_hf.synthetic import MovingSquareConfig, default_cache_dir, generate_moving_square_dataset
 from tsf_hf.video_processing_tsf import open_video
-
 
 logger = logging.getLogger(__name__)
 
@@ -59,8 +57,13 @@ def add_common_arguments(parser) -> None:
     """Adds the data and model options both scripts share to an `argparse` parser (the Trainer script declares the
     same names in its dataclasses)."""
     group = parser.add_argument_group("data")
-    group.add_argument("--dataset_name", type=str, default=None, help=f"Hub or local dataset; `{BUILTIN_DATASET}` "
-                       "(the default when no data is given) generates the built-in temporal dataset.")
+    group.add_argument(
+        "--dataset_name",
+        type=str,
+        default=None,
+        help=f"Hub or local dataset; `{BUILTIN_DATASET}` "
+        "(the default when no data is given) generates the built-in temporal dataset.",
+    )
     group.add_argument("--dataset_config_name", type=str, default=None)
     group.add_argument("--train_dir", type=str, default=None, help="videofolder of training videos (<label>/*.mp4).")
     group.add_argument("--validation_dir", type=str, default=None, help="videofolder of validation videos.")
@@ -71,33 +74,67 @@ def add_common_arguments(parser) -> None:
     group.add_argument("--label_column_name", type=str, default="label")
     group.add_argument("--cache_dir", type=str, default=None, help="datasets and built-in dataset cache folder.")
     group.add_argument("--decoded_cache_mb", type=int, default=2048, help="memory for decoded frames (0: none).")
-    group.add_argument("--on_bad_video", choices=BAD_VIDEO_POLICIES, default="skip",
-                       help="a video that cannot be decoded: skip it with a warning naming it, or stop with an error.")
+    group.add_argument(
+        "--decoded_cache_dir",
+        type=str,
+        default=None,
+        help="where decoded splits are kept between runs (default: <cache>/decoded; 'none': nowhere).",
+    )
+    group.add_argument(
+        "--on_bad_video",
+        choices=BAD_VIDEO_POLICIES,
+        default="skip",
+        help="a video that cannot be decoded: skip it with a warning naming it, or stop with an error.",
+    )
     group.add_argument("--builtin_num_train", type=int, default=MovingSquareConfig.num_train)
     group.add_argument("--builtin_num_validation", type=int, default=MovingSquareConfig.num_validation)
     group.add_argument("--builtin_num_test", type=int, default=MovingSquareConfig.num_test)
     group.add_argument("--builtin_seed", type=int, default=0, help="seed of the generated videos.")
-    group.add_argument("--train_short_side_range", type=int, nargs=2, default=None,
-                       help="training short-side jitter (default: crop size x 256/224 .. 320/224, the paper's).")
-    group.add_argument("--horizontal_flip", type=_str_to_bool, default=None,
-                       help="random flip in training (default: on, off for the direction-sensitive built-in data).")
+    group.add_argument(
+        "--train_short_side_range",
+        type=int,
+        nargs=2,
+        default=None,
+        help="training short-side jitter (default: crop size x 256/224 .. 320/224, the paper's).",
+    )
+    group.add_argument(
+        "--horizontal_flip",
+        type=_str_to_bool,
+        default=None,
+        help="random flip in training (default: on, off for the direction-sensitive built-in data).",
+    )
     group.add_argument("--eval_temporal_clips", type=int, default=1)
     group.add_argument("--eval_spatial_crops", type=int, choices=(1, 3), default=3)
 
     group = parser.add_argument_group("model")
     group.add_argument("--model_name_or_path", type=str, default=None, help="pretrained model folder or Hub repo.")
-    group.add_argument("--config_name", type=str, default=None,
-                       help=f"from scratch: a preset {CONFIG_PRESETS} or a config path (default: moving-square).")
-    group.add_argument("--init_from_vit", type=str, default=None,
-                       help="initialise from ImageNet ViT weights (timm checkpoint file or transformers ViT folder).")
+    group.add_argument(
+        "--config_name",
+        type=str,
+        default=None,
+        help=f"from scratch: a preset {CONFIG_PRESETS} or a config path (default: moving-square).",
+    )
+    group.add_argument(
+        "--init_from_vit",
+        type=str,
+        default=None,
+        help="initialise from ImageNet ViT weights (timm checkpoint file or transformers ViT folder).",
+    )
     group.add_argument("--attention_type", type=str, default=None, help="space-time scheme of a new model.")
     group.add_argument("--num_frames", type=int, default=None)
     group.add_argument("--image_size", type=int, default=None)
-    group.add_argument("--time_embedding_init_std", type=float, default=None,
-                       help="std of the temporal table of a new model (default: 0.5 for moving-square, else zeros).")
+    group.add_argument(
+        "--time_embedding_init_std",
+        type=float,
+        default=None,
+        help="std of the temporal table of a new model (default: 0.5 for moving-square, else zeros).",
+    )
     group.add_argument("--trust_remote_code", action="store_true")
-    group.add_argument("--ignore_mismatched_sizes", action="store_true",
-                       help="allow a new classification head of another size than the checkpoint's.")
+    group.add_argument(
+        "--ignore_mismatched_sizes",
+        action="store_true",
+        help="allow a new classification head of another size than the checkpoint's.",
+    )
     group.add_argument("--token", type=str, default=None)
 
 
@@ -159,13 +196,26 @@ def load_video_datasets(args, seed: int) -> tuple[DatasetDict, list[str]]:
         split = dataset["train"].train_test_split(args.train_val_split, seed=seed, stratify_by_column=None)
         dataset["train"], dataset["validation"] = split["train"], split["test"]
     if args.max_train_samples is not None:
-        dataset["train"] = dataset["train"].shuffle(seed=seed).select(range(min(args.max_train_samples, len(dataset["train"]))))
+        dataset["train"] = (
+            dataset["train"].shuffle(seed=seed).select(range(min(args.max_train_samples, len(dataset["train"]))))
+        )
     if args.max_eval_samples is not None:
         count = min(args.max_eval_samples, len(dataset["validation"]))
         dataset["validation"] = dataset["validation"].shuffle(seed=seed).select(range(count))
     feature = dataset["train"].features[args.label_column_name]
-    labels = list(feature.names) if hasattr(feature, "names") else sorted(set(dataset["train"][args.label_column_name]))
+    labels = (
+        list(feature.names) if hasattr(feature, "names") else sorted(set(dataset["train"][args.label_column_name]))
+    )
     return dataset, [str(label) for label in labels]
+
+
+def decoded_cache_dir(args) -> Path | None:
+    """`--decoded_cache_dir`, defaulting to `decoded/` in the tsf_hf cache (`--cache_dir`/tsf_hf or
+    `default_cache_dir()`); `None` for "none"."""
+    if args.decoded_cache_dir is not None:
+        return None if args.decoded_cache_dir.lower() == "none" else Path(args.decoded_cache_dir)
+    root = Path(args.cache_dir) / "tsf_hf" if args.cache_dir else default_cache_dir()
+    return root / "decoded"
 
 
 class DecodedVideoCache:
@@ -195,25 +245,77 @@ def video_name(video: dict) -> str:
     return video.get("path") or "<bytes>"
 
 
-def check_videos(dataset, video_column: str, cache: DecodedVideoCache, policy: str, split: str, progress: bool = True):
+def _decoded_file_key(videos: list, split: str, backend: str) -> str | None:
+    """Key of a split's decoded frames on disk: the split, the decoder, and every file's path, size and time;
+    `None` when a video is not a file (bytes) or is missing."""
+    parts = [split, backend]
+    for video in videos:
+        path = video.get("path")
+        if video.get("bytes") is not None or not path or not os.path.isfile(path):
+            return None
+        stat = os.stat(path)
+        parts.append(f"{path}:{stat.st_size}:{stat.st_mtime_ns}")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def check_videos(
+    dataset,
+    video_column: str,
+    cache: DecodedVideoCache,
+    policy: str,
+    split: str,
+    progress: bool = True,
+    disk_cache_dir: str | os.PathLike | None = None,
+):
     """Decodes every video of `dataset` once (filling `cache`); undecodable ones are dropped with a warning that
-    names them (`policy="skip"`) or raise a `ValueError` naming them (`policy="error"`). Returns the dataset."""
+    names them (`policy="skip"`) or raise a `ValueError` naming them (`policy="error"`). Returns the dataset.
+
+    With `disk_cache_dir`, a split whose frames all fit in the cache is also saved there (keyed by its files' paths,
+    sizes and times), and later runs load it instead of decoding again."""
     from tqdm.auto import tqdm
 
     if policy not in BAD_VIDEO_POLICIES:
         raise ValueError(f"on_bad_video must be one of {BAD_VIDEO_POLICIES}, got {policy!r}")
-    bad = []
     videos = dataset[video_column]
-    for index, video in enumerate(tqdm(videos, desc=f"Decoding {split} videos", unit="video", disable=not progress)):
-        try:
-            cache.decode(video, (split, index))
-        except Exception as error:  # any decoder failure: PyAV, torchcodec, missing file
-            bad.append((index, f"{video_name(video)} ({type(error).__name__}: {error})"))
+    key = _decoded_file_key(videos, split, cache.backend) if disk_cache_dir is not None else None
+    disk_file = Path(disk_cache_dir) / f"{split}-{key}.pt" if key is not None else None
+    if disk_file is not None and disk_file.is_file():
+        saved = torch.load(disk_file, weights_only=True)
+        for index, frames, fps in zip(saved["indices"], saved["frames"], saved["fps"]):
+            cache.entries[(split, index)] = (frames, fps)
+            cache.used += frames.numel()
+        bad = list(zip(saved["bad_indices"], saved["bad_names"]))
+    else:
+        bad = []
+        bar = tqdm(videos, desc=f"Decoding {split} videos", unit="video", disable=not progress)
+        for index, video in enumerate(bar):
+            try:
+                cache.decode(video, (split, index))
+            except Exception as error:  # any decoder failure: PyAV, torchcodec, missing file
+                bad.append((index, f"{video_name(video)} ({type(error).__name__}: {error})"))
+        indices = [index for index in range(len(videos)) if (split, index) in cache.entries]
+        if disk_file is not None and len(indices) + len(bad) == len(videos):
+            disk_file.parent.mkdir(parents=True, exist_ok=True)
+            entries = [cache.entries[(split, index)] for index in indices]
+            partial = disk_file.with_suffix(f".{os.getpid()}.tmp")
+            torch.save(
+                {
+                    "indices": indices,
+                    "frames": [frames for frames, _ in entries],
+                    "fps": [fps for _, fps in entries],
+                    "bad_indices": [index for index, _ in bad],
+                    "bad_names": [name for _, name in bad],
+                },
+                partial,
+            )
+            partial.replace(disk_file)
     if not bad:
         return dataset
     listing = "\n  ".join(name for _, name in bad)
     if policy == "error":
-        raise ValueError(f"{len(bad)} {split} video(s) could not be decoded:\n  {listing}\n(--on_bad_video skip drops them)")
+        raise ValueError(
+            f"{len(bad)} {split} video(s) could not be decoded:\n  {listing}\n(--on_bad_video skip drops them)"
+        )
     logger.warning(f"Skipping {len(bad)} {split} video(s) that could not be decoded:\n  {listing}")
     drop = {index for index, _ in bad}
     keep = [index for index in range(len(videos)) if index not in drop]
@@ -222,8 +324,6 @@ def check_videos(dataset, video_column: str, cache: DecodedVideoCache, policy: s
         entry = cache.entries.pop((split, old_index), None)
         if entry is not None:
             cache.entries[(split, new_index)] = entry
-    for index in drop:
-        cache.entries.pop((split, index), None)
     return dataset.select(keep)
 
 
@@ -319,8 +419,11 @@ def build_model_and_processor(args, labels: list[str], builtin: bool):
 def _new_model(args, id2label, label2id) -> TsfForVideoClassification:
     overrides = {
         key: value
-        for key, value in (("attention_type", args.attention_type), ("num_frames", args.num_frames),
-                           ("image_size", args.image_size))
+        for key, value in (
+            ("attention_type", args.attention_type),
+            ("num_frames", args.num_frames),
+            ("image_size", args.image_size),
+        )
         if value is not None
     }
     if args.init_from_vit is not None:
@@ -386,20 +489,42 @@ def write_model_card(output_dir: str, args, results: dict[str, Any], labels: lis
     dataset = BUILTIN_DATASET if uses_builtin_dataset(args) else (args.dataset_name or "videofolder")
     config = json.loads((Path(output_dir) / "config.json").read_text())
     top1 = results.get("eval_top1_accuracy")
-    metadata = ["---", "library_name: transformers", "pipeline_tag: video-classification", "tags:", "- tsf",
-                "- timesformer", "- video-classification"]
+    metadata = [
+        "---",
+        "library_name: transformers",
+        "pipeline_tag: video-classification",
+        "tags:",
+        "- tsf",
+        "- timesformer",
+        "- video-classification",
+    ]
     if top1 is not None:
-        metadata += ["model-index:", f"- name: {Path(output_dir).name}", "  results:", "  - task:",
-                     "      type: video-classification", "    dataset:", f"      name: {dataset}", f"      type: {dataset}",
-                     "    metrics:", "    - type: accuracy", "      name: top-1 accuracy", f"      value: {top1:.4f}"]
+        metadata += [
+            "model-index:",
+            f"- name: {Path(output_dir).name}",
+            "  results:",
+            "  - task:",
+            "      type: video-classification",
+            "    dataset:",
+            f"      name: {dataset}",
+            f"      type: {dataset}",
+            "    metrics:",
+            "    - type: accuracy",
+            "      name: top-1 accuracy",
+            f"      value: {top1:.4f}",
+        ]
     metadata.append("---")
-    rows = "\n".join(f"| {key} | {value:.4f} |" if isinstance(value, float) else f"| {key} | {value} |"
-                     for key, value in results.items())
-    card = f"""{chr(10).join(metadata)}
+    rows = "\n".join(
+        f"| {key} | {value:.4f} |" if isinstance(value, float) else f"| {key} | {value} |"
+        for key, value in results.items()
+    )
+    header = "\n".join(metadata)
+    architecture = f"{config.get('num_frames')} frames of {config.get('image_size')}px"
+    card = f"""{header}
 
 # {Path(output_dir).name}
 
-TimeSformer ({config.get("attention_type")} attention, {config.get("num_frames")} frames of {config.get("image_size")}px,
+TimeSformer ({config.get("attention_type")} attention, {architecture},
 width {config.get("hidden_size")}, {config.get("num_hidden_layers")} layers) fine-tuned for video classification
 on `{dataset}` ({len(labels)} classes: {", ".join(labels[:10])}{", ..." if len(labels) > 10 else ""}) with
 `examples/{script}` of tsf_hf.

@@ -13,13 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hub_mock import MockHub
 from safetensors.numpy import load_file
 
-from hub_mock import MockHub
 from tsf_hf.metrics import TOPK_ACCURACY_PATH, load_topk_accuracy
 from tsf_hf.metrics.topk_accuracy.topk_accuracy import topk_accuracy
 from tsf_hf.synthetic import DIRECTIONS, MovingSquareConfig, generate_moving_square_dataset
-
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 TRAINER = EXAMPLES / "run_video_classification.py"
@@ -50,7 +49,9 @@ def run(args: list, env: dict | None = None, timeout: int = 600) -> subprocess.C
         [str(a) for a in args], env=env or offline_env(), capture_output=True, text=True, timeout=timeout
     )
     if result.returncode != 0:
-        raise AssertionError(f"{args[:3]} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
+        raise AssertionError(
+            f"{args[:3]} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
+        )
     return result
 
 
@@ -143,26 +144,86 @@ def test_bad_video_is_skipped_or_fails_by_path(tmp_path, cache_dir):
     assert frames.shape == (8, 3, 32, 32) and set(cache.entries) == {("train", 0), ("train", 1), ("train", 2)}
 
 
+def test_decoded_splits_are_reused_from_disk(tmp_path, cache_dir, monkeypatch):
+    from datasets import Dataset, Features, Video
+
+    good = []
+    for index, source in enumerate(sorted((cache_dir / "tsf_hf").glob("*/train/*/*.mp4"))[:3]):
+        good.append(tmp_path / f"{index}.mp4")
+        shutil.copy(source, good[-1])
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video")
+    rows = {"video": [str(good[0]), str(broken), str(good[1]), str(good[2])]}
+    dataset = Dataset.from_dict(rows, features=Features({"video": Video(decode=False)}))
+    first = common.DecodedVideoCache(budget_mb=64, backend="pyav")
+    kept = common.check_videos(dataset, "video", first, "skip", "train", False, tmp_path / "decoded")
+    assert len(list((tmp_path / "decoded").glob("train-*.pt"))) == 1
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("decoded again")
+
+    monkeypatch.setattr(common, "open_video", no_decoding)
+    second = common.DecodedVideoCache(budget_mb=64, backend="pyav")
+    kept_again = common.check_videos(dataset, "video", second, "skip", "train", False, tmp_path / "decoded")
+    assert kept_again["video"] == kept["video"] and len(kept_again) == 3
+    assert second.entries.keys() == first.entries.keys()
+    for key, (frames, fps) in first.entries.items():
+        assert np.array_equal(second.entries[key][0].numpy(), frames.numpy()) and second.entries[key][1] == fps
+    with pytest.raises(ValueError, match="broken.mp4"):  # the bad video is remembered with its path
+        common.check_videos(
+            dataset, "video", common.DecodedVideoCache(64, "pyav"), "error", "train", False, tmp_path / "decoded"
+        )
+    # a changed file changes the key: decoded again
+    os.utime(good[0], ns=(1, 1))
+    with pytest.raises(ValueError, match="decoded again"):
+        common.check_videos(
+            dataset, "video", common.DecodedVideoCache(64, "pyav"), "error", "train", False, tmp_path / "decoded"
+        )
+
+
 def test_bad_video_in_a_script_run_is_named(tmp_path, cache_dir):
     source = next((cache_dir / "tsf_hf").glob("moving_square-*"))
     data = tmp_path / "data"
     for split in ("train", "validation"):
         shutil.copytree(source / split, data / split)
     (data / "train" / "left" / "corrupt.mp4").write_bytes(b"not a video at all")
-    common_args = ["--train_dir", data / "train", "--validation_dir", data / "validation", "--cache_dir", tmp_path / "c",
-                   "--max_train_steps", "1", "--per_device_train_batch_size", "8", "--no_prediction"]
+    common_args = [
+        "--train_dir",
+        data / "train",
+        "--validation_dir",
+        data / "validation",
+        "--cache_dir",
+        tmp_path / "c",
+        "--max_train_steps",
+        "1",
+        "--per_device_train_batch_size",
+        "8",
+        "--no_prediction",
+    ]
     failed = subprocess.run(
         [sys.executable, NO_TRAINER, *common_args, "--output_dir", tmp_path / "a", "--on_bad_video", "error"],
-        env=offline_env(), capture_output=True, text=True, timeout=600,
+        env=offline_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert failed.returncode != 0 and "corrupt.mp4" in failed.stderr and "could not be decoded" in failed.stderr
     skipped = run([sys.executable, NO_TRAINER, *common_args, "--output_dir", tmp_path / "b"])
-    assert "Skipping 1 train video(s)" in skipped.stderr + skipped.stdout and "corrupt.mp4" in skipped.stderr + skipped.stdout
+    assert (
+        "Skipping 1 train video(s)" in skipped.stderr + skipped.stdout
+        and "corrupt.mp4" in skipped.stderr + skipped.stdout
+    )
 
 
 def test_no_decay_on_biases_norms_and_tables():
-    names = ["tsf.embeddings.cls_token", "tsf.embeddings.position_embeddings", "tsf.embeddings.time_embeddings",
-             "tsf.layers.0.norm.weight", "tsf.layernorm.bias", "classifier.bias"]
+    names = [
+        "tsf.embeddings.cls_token",
+        "tsf.embeddings.position_embeddings",
+        "tsf.embeddings.time_embeddings",
+        "tsf.layers.0.norm.weight",
+        "tsf.layernorm.bias",
+        "classifier.bias",
+    ]
     assert not any(common.decays(name) for name in names)
     assert common.decays("tsf.layers.0.mlp.fc1.weight") and common.decays("classifier.weight")
 
@@ -172,8 +233,23 @@ def test_no_decay_on_biases_norms_and_tables():
 
 
 def test_trainer_script_resumes_exactly_saves_a_pipeline_folder_and_pushes(tmp_path, cache_dir):
-    base = [sys.executable, TRAINER, "--cache_dir", cache_dir, *SMALL_DATA, "--per_device_train_batch_size", "8",
-            "--num_train_epochs", "2", "--checkpointing_steps", "3", "--save_total_limit", "10", "--seed", "3"]
+    base = [
+        sys.executable,
+        TRAINER,
+        "--cache_dir",
+        cache_dir,
+        *SMALL_DATA,
+        "--per_device_train_batch_size",
+        "8",
+        "--num_train_epochs",
+        "2",
+        "--checkpointing_steps",
+        "3",
+        "--save_total_limit",
+        "10",
+        "--seed",
+        "3",
+    ]
     full = tmp_path / "full"
     result = run([*base, "--output_dir", full])
     assert "eval_top1_accuracy" in result.stdout and "Held-out video" in result.stdout
@@ -188,17 +264,45 @@ def test_trainer_script_resumes_exactly_saves_a_pipeline_folder_and_pushes(tmp_p
     shutil.copytree(full / "checkpoint-3", resumed / "checkpoint-3")
     with MockHub() as hub:
         env = hub.environment(tmp_path / "home", offline_env())
-        run([*base, "--output_dir", resumed, "--resume_from_checkpoint", resumed / "checkpoint-3", "--no_prediction",
-             "--push_to_hub", "--hub_model_id", "testuser/tsf-trainer-test"], env=env)
+        run(
+            [
+                *base,
+                "--output_dir",
+                resumed,
+                "--resume_from_checkpoint",
+                resumed / "checkpoint-3",
+                "--no_prediction",
+                "--push_to_hub",
+                "--hub_model_id",
+                "testuser/tsf-trainer-test",
+            ],
+            env=env,
+        )
         files = hub.files("testuser/tsf-trainer-test")
     assert_same_weights(full, resumed)
     assert PUSHED_FILES <= set(files) and not any(name.startswith("checkpoint-") for name in files)
-    assert "eval_top1_accuracy" in files["README.md"].decode() and "pipeline_tag: video-classification" in files["README.md"].decode()
+    assert (
+        "eval_top1_accuracy" in files["README.md"].decode()
+        and "pipeline_tag: video-classification" in files["README.md"].decode()
+    )
 
 
 def test_accelerate_script_resumes_exactly_and_pushes(tmp_path, cache_dir):
-    base = [sys.executable, NO_TRAINER, "--cache_dir", cache_dir, *SMALL_DATA, "--per_device_train_batch_size", "8",
-            "--max_train_steps", "7", "--checkpointing_steps", "3", "--seed", "3"]
+    base = [
+        sys.executable,
+        NO_TRAINER,
+        "--cache_dir",
+        cache_dir,
+        *SMALL_DATA,
+        "--per_device_train_batch_size",
+        "8",
+        "--max_train_steps",
+        "7",
+        "--checkpointing_steps",
+        "3",
+        "--seed",
+        "3",
+    ]
     full = tmp_path / "full"
     result = run([*base, "--output_dir", full])
     assert "Held-out video" in result.stdout
@@ -212,8 +316,20 @@ def test_accelerate_script_resumes_exactly_and_pushes(tmp_path, cache_dir):
     resumed = tmp_path / "resumed"
     with MockHub() as hub:
         env = hub.environment(tmp_path / "home", offline_env())
-        run([*base, "--output_dir", resumed, "--resume_from_checkpoint", full / "step_3", "--no_prediction",
-             "--push_to_hub", "--hub_model_id", "testuser/tsf-accelerate-test"], env=env)
+        run(
+            [
+                *base,
+                "--output_dir",
+                resumed,
+                "--resume_from_checkpoint",
+                full / "step_3",
+                "--no_prediction",
+                "--push_to_hub",
+                "--hub_model_id",
+                "testuser/tsf-accelerate-test",
+            ],
+            env=env,
+        )
         files = hub.files("testuser/tsf-accelerate-test")
     assert_same_weights(full, resumed)
     assert PUSHED_FILES <= set(files) and not any(name.startswith("step_") for name in files)
@@ -223,9 +339,27 @@ def test_accelerate_script_resumes_exactly_and_pushes(tmp_path, cache_dir):
 def test_two_cpu_processes_gather_every_sample_once(tmp_path, cache_dir):
     torchrun = shutil.which("torchrun") or str(Path(sys.executable).parent / "torchrun")
     output = tmp_path / "two"
-    result = run([torchrun, "--nproc_per_node", "2", NO_TRAINER, "--cpu", "--cache_dir", cache_dir, *SMALL_DATA,
-                  "--per_device_train_batch_size", "4", "--per_device_eval_batch_size", "2", "--max_train_steps", "3",
-                  "--output_dir", output, "--no_prediction"])
+    result = run(
+        [
+            torchrun,
+            "--nproc_per_node",
+            "2",
+            NO_TRAINER,
+            "--cpu",
+            "--cache_dir",
+            cache_dir,
+            *SMALL_DATA,
+            "--per_device_train_batch_size",
+            "4",
+            "--per_device_eval_batch_size",
+            "2",
+            "--max_train_steps",
+            "3",
+            "--output_dir",
+            output,
+            "--no_prediction",
+        ]
+    )
     results = json.loads((output / "all_results.json").read_text())
     # 9 samples over 2 processes in batches of 2: the last batches repeat samples to even out the processes, and
     # gather_for_metrics drops the repeats
@@ -239,14 +373,48 @@ def test_init_from_imagenet_vit_with_gradient_checkpointing(tmp_path, cache_dir)
     from transformers import ViTConfig, ViTModel
 
     torch.manual_seed(0)
-    vit = ViTModel(ViTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-                             image_size=32, patch_size=8), add_pooling_layer=False)
+    vit = ViTModel(
+        ViTConfig(
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=64,
+            image_size=32,
+            patch_size=8,
+        ),
+        add_pooling_layer=False,
+    )
     vit.save_pretrained(tmp_path / "vit")
     output = tmp_path / "out"
-    run([sys.executable, NO_TRAINER, "--cache_dir", cache_dir, *SMALL_DATA, "--init_from_vit", tmp_path / "vit",
-         "--num_frames", "4", "--image_size", "32", "--attention_type", "joint_space_time", "--gradient_checkpointing",
-         "--learning_rate", "0", "--weight_decay", "0", "--max_train_steps", "2", "--per_device_train_batch_size", "4",
-         "--output_dir", output, "--no_prediction"])
+    run(
+        [
+            sys.executable,
+            NO_TRAINER,
+            "--cache_dir",
+            cache_dir,
+            *SMALL_DATA,
+            "--init_from_vit",
+            tmp_path / "vit",
+            "--num_frames",
+            "4",
+            "--image_size",
+            "32",
+            "--attention_type",
+            "joint_space_time",
+            "--gradient_checkpointing",
+            "--learning_rate",
+            "0",
+            "--weight_decay",
+            "0",
+            "--max_train_steps",
+            "2",
+            "--per_device_train_batch_size",
+            "4",
+            "--output_dir",
+            output,
+            "--no_prediction",
+        ]
+    )
     config = json.loads((output / "config.json").read_text())
     assert (config["hidden_size"], config["num_frames"], config["attention_type"]) == (32, 4, "joint_space_time")
     trained = weights(output)
@@ -263,7 +431,8 @@ def test_init_from_imagenet_vit_with_gradient_checkpointing(tmp_path, cache_dir)
 def test_default_run_learns_the_builtin_dataset(tmp_path):
     """The default command: built-in dataset, divided attention, >= 90% validation accuracy (about 3-5 minutes on
     two CPU cores)."""
-    result = run([sys.executable, TRAINER, "--output_dir", tmp_path / "out", "--cache_dir", tmp_path / "cache"],
-                 timeout=1800)
+    result = run(
+        [sys.executable, TRAINER, "--output_dir", tmp_path / "out", "--cache_dir", tmp_path / "cache"], timeout=1800
+    )
     summary = json.loads((tmp_path / "out" / "results_summary.json").read_text())
     assert summary["eval_top1_accuracy"] >= 0.9, result.stdout[-2000:]

@@ -14,7 +14,6 @@ from tsf_hf.synthetic import (
     write_video,
 )
 
-
 TINY = MovingSquareConfig(num_train=8, num_validation=4, num_test=4)
 
 
@@ -22,7 +21,10 @@ def _render_many(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     config = MovingSquareConfig()
     labels = np.arange(count) % len(DIRECTIONS)
     videos = np.stack(
-        [render_moving_square(DIRECTIONS[label], np.random.default_rng([seed, i]), config) for i, label in enumerate(labels)]
+        [
+            render_moving_square(DIRECTIONS[label], np.random.default_rng([seed, i]), config)
+            for i, label in enumerate(labels)
+        ]
     )
     return videos.astype(np.float64), labels
 
@@ -82,7 +84,9 @@ def test_order_tells_the_label_and_nothing_else_does(rendered):
     def ordered(tracks, colour):
         return np.concatenate([tracks.reshape(len(tracks), -1), tracks[:, -1] - tracks[:, 0], colour], axis=1)
 
-    assert _fit_and_score(ordered(train_tracks, train_colour), train_y, ordered(test_tracks, test_colour), test_y) > 0.95
+    assert (
+        _fit_and_score(ordered(train_tracks, train_colour), train_y, ordered(test_tracks, test_colour), test_y) > 0.95
+    )
 
     # order-blind: the same information with the frames as a set (sorted coordinates, colour, pixel statistics)
     def unordered(videos, tracks, colour):
@@ -91,7 +95,10 @@ def test_order_tells_the_label_and_nothing_else_does(rendered):
         return np.concatenate([np.sort(tracks[..., 0], 1), np.sort(tracks[..., 1], 1), colour, stats], axis=1)
 
     blind = _fit_and_score(
-        unordered(train_videos, train_tracks, train_colour), train_y, unordered(test_videos, test_tracks, test_colour), test_y
+        unordered(train_videos, train_tracks, train_colour),
+        train_y,
+        unordered(test_videos, test_tracks, test_colour),
+        test_y,
     )
     assert 0.4 < blind < 0.58  # the axis is visible in a set of frames (50%), the sign is not
 
@@ -100,7 +107,9 @@ def test_order_tells_the_label_and_nothing_else_does(rendered):
     frame_x = np.concatenate([train_tracks.reshape(-1, 2), np.repeat(train_colour, num_frames, 0)], axis=1)
     frame_y = np.repeat(train_y, num_frames)
     per_frame = _fit_and_score(
-        frame_x, frame_y, np.concatenate([test_tracks.reshape(-1, 2), np.repeat(test_colour, num_frames, 0)], 1),
+        frame_x,
+        frame_y,
+        np.concatenate([test_tracks.reshape(-1, 2), np.repeat(test_colour, num_frames, 0)], 1),
         np.repeat(test_y, num_frames),
     )
     assert per_frame < 0.4  # 25% is chance; where the square is hints a little at the axis, never at the sign
@@ -146,7 +155,9 @@ def test_dataset_layout_cache_and_determinism(tmp_path):
     assert again.name == folder.name
     for path in sorted(folder.glob("*/*/*.mp4")):
         np.testing.assert_array_equal(read_video(path), read_video(again / path.relative_to(folder)))
-    other = generate_moving_square_dataset(tmp_path / "b", MovingSquareConfig(num_train=8, num_validation=4, num_test=4, seed=1))
+    other = generate_moving_square_dataset(
+        tmp_path / "b", MovingSquareConfig(num_train=8, num_validation=4, num_test=4, seed=1)
+    )
     assert other.name != folder.name
     assert not np.array_equal(read_video(marker), read_video(other / "train" / "right" / "00000.mp4"))
 
@@ -154,7 +165,9 @@ def test_dataset_layout_cache_and_determinism(tmp_path):
 def test_videofolder_loads_without_decoding(tmp_path):
     datasets = pytest.importorskip("datasets")
     folder = generate_moving_square_dataset(tmp_path, TINY)
-    dataset = datasets.load_dataset("videofolder", data_dir=str(folder)).cast_column("video", datasets.Video(decode=False))
+    dataset = datasets.load_dataset("videofolder", data_dir=str(folder)).cast_column(
+        "video", datasets.Video(decode=False)
+    )
     assert set(dataset) == {"train", "validation", "test"}
     assert dataset["train"].features["label"].names == sorted(DIRECTIONS)
     row = dataset["train"][0]

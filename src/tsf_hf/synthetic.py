@@ -1,10 +1,10 @@
 """A small built-in video dataset whose labels can only be told from the order of the frames.
 
 Each video shows a noise-textured square moving in a straight line over a noisy background of contrasting
-brightness, in one of four directions (`right`, `left`, `down`, `up`). A `left` video is drawn exactly as a `right` video played backwards
-(and `up` as `down` backwards), so the frames of a video, taken as an unordered set or looked at one at a time
-without knowing when they were shown, carry no information about the direction: a model blind to frame order
-cannot beat 50% accuracy, and only a model that uses the order can reach 100%.
+brightness, in one of four directions (`right`, `left`, `down`, `up`). A `left` video is drawn exactly as a
+`right` video played backwards (and `up` as `down` backwards), so the frames of a video, taken as an unordered
+set or looked at one at a time without knowing when they were shown, carry no information about the direction: a
+model blind to frame order cannot beat 50% accuracy, and only a model that uses the order can reach 100%.
 
 The videos are written as H.264 mp4 files (PyAV) in the `videofolder` layout that `datasets.load_dataset`
 reads: `<root>/<split>/<label>/<index>.mp4`.
@@ -20,7 +20,6 @@ from pathlib import Path
 
 import av
 import numpy as np
-
 
 GENERATOR_VERSION = 2
 """Bumped whenever the generator's output changes, so that cached copies are not reused."""

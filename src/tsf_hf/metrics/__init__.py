@@ -2,7 +2,6 @@
 
 from pathlib import Path
 
-
 TOPK_ACCURACY_PATH = str(Path(__file__).parent / "topk_accuracy")
 """Folder of the top-k accuracy metric: `evaluate.load(TOPK_ACCURACY_PATH)`."""
 

@@ -4,7 +4,6 @@ import datasets
 import evaluate
 import numpy as np
 
-
 _DESCRIPTION = """
 Top-k accuracy: the fraction of examples whose true class is among the k highest-scoring classes. Top-1 accuracy
 is plain accuracy. `k` larger than the number of classes counts as the number of classes (so it is then 1.0).
