@@ -58,7 +58,7 @@ def parse_args(argv=None):
     group.add_argument("--per_device_eval_batch_size", type=int, default=32)
     group.add_argument("--learning_rate", type=float, default=1e-3)
     group.add_argument("--weight_decay", type=float, default=0.05, help="none on biases, norms and embeddings.")
-    group.add_argument("--num_train_epochs", type=int, default=4)
+    group.add_argument("--num_train_epochs", type=int, default=6)
     group.add_argument("--max_train_steps", type=int, default=None, help="overrides --num_train_epochs.")
     group.add_argument("--gradient_accumulation_steps", type=int, default=1)
     group.add_argument("--lr_scheduler_type", type=SchedulerType, default="cosine")
