@@ -215,6 +215,31 @@ def test_bad_video_in_a_script_run_is_named(tmp_path, cache_dir):
     )
 
 
+def test_videofolder_without_validation_is_split(tmp_path, cache_dir):
+    import argparse
+
+    source = next((cache_dir / "tsf_hf").glob("moving_square-*"))
+    parser = argparse.ArgumentParser()
+    common.add_common_arguments(parser)
+    args = parser.parse_args(
+        [
+            "--train_dir",
+            str(source / "train"),
+            "--cache_dir",
+            str(tmp_path),
+            "--train_val_split",
+            "0.25",
+            "--max_train_samples",
+            "20",
+        ]
+    )
+    dataset, labels = common.load_video_datasets(args, seed=0)
+    assert labels == sorted(DIRECTIONS) and len(dataset["validation"]) == 8 and len(dataset["train"]) == 20
+    paths = lambda split: {row["path"] for row in dataset[split]["video"]}  # noqa: E731
+    assert not paths("train") & paths("validation")
+    assert common.uses_builtin_dataset(parser.parse_args([])) and not common.uses_builtin_dataset(args)
+
+
 def test_no_decay_on_biases_norms_and_tables():
     names = [
         "tsf.embeddings.cls_token",
