@@ -203,6 +203,7 @@ def main(argv=None):
         if last_checkpoint is not None and training_args.resume_from_checkpoint is None:
             logger.info(f"Checkpoint found at {last_checkpoint}; pass --resume_from_checkpoint to continue from it.")
     args = _Namespace(model_args, data_args)
+    args.hub_model_id = training_args.hub_model_id
     set_seed(training_args.seed)  # before the model is built, so its initialisation is reproducible
     with training_args.main_process_first(desc="preparing the dataset"):
         dataset, labels = load_video_datasets(args, seed=training_args.seed)

@@ -523,14 +523,21 @@ def write_model_card(output_dir: str, args, results: dict[str, Any], labels: lis
     )
     header = "\n".join(metadata)
     architecture = f"{config.get('num_frames')} frames of {config.get('image_size')}px"
+    if args.model_name_or_path is not None:
+        origin = f"fine-tuned from `{args.model_name_or_path}`"
+    elif args.init_from_vit is not None:
+        origin = f"initialised from the ImageNet ViT `{args.init_from_vit}` and fine-tuned"
+    else:
+        origin = f"trained from scratch (`{args.config_name or 'moving-square'}` configuration)"
+    repo = getattr(args, "hub_model_id", None) or "<this repo>"
+    class_list = ", ".join(labels[:10]) + (", ..." if len(labels) > 10 else "")
     card = f"""{header}
 
 # {Path(output_dir).name}
 
 TimeSformer ({config.get("attention_type")} attention, {architecture},
-width {config.get("hidden_size")}, {config.get("num_hidden_layers")} layers) fine-tuned for video classification
-on `{dataset}` ({len(labels)} classes: {", ".join(labels[:10])}{", ..." if len(labels) > 10 else ""}) with
-`examples/{script}` of tsf_hf.
+width {config.get("hidden_size")}, {config.get("num_hidden_layers")} layers) {origin} for video
+classification on `{dataset}` ({len(labels)} classes: {class_list}) with `examples/{script}` of tsf_hf.
 
 ## Evaluation ({args.eval_temporal_clips} x {args.eval_spatial_crops} views per video)
 
@@ -543,7 +550,7 @@ on `{dataset}` ({len(labels)} classes: {", ".join(labels[:10])}{", ..." if len(l
 ```python
 from transformers import pipeline
 
-classifier = pipeline("video-classification", model="<this repo>", trust_remote_code=True)
+classifier = pipeline("video-classification", model="{repo}", trust_remote_code=True)
 classifier("video.mp4")
 ```
 """

@@ -309,6 +309,7 @@ def test_trainer_script_resumes_exactly_saves_a_pipeline_folder_and_pushes(tmp_p
     assert (
         "eval_top1_accuracy" in files["README.md"].decode()
         and "pipeline_tag: video-classification" in files["README.md"].decode()
+        and "testuser/tsf-trainer-test" in files["README.md"].decode()
     )
 
 
