@@ -102,7 +102,7 @@ def test_order_tells_the_label_and_nothing_else_does(rendered):
     )
     assert 0.4 < blind < 0.58  # the axis is visible in a set of frames (50%), the sign is not
 
-    # per-frame: one frame at a time, its time unknown; votes averaged over the frames
+    # per-frame: one frame at a time, its time unknown, scored frame by frame
     num_frames = train_tracks.shape[1]
     frame_x = np.concatenate([train_tracks.reshape(-1, 2), np.repeat(train_colour, num_frames, 0)], axis=1)
     frame_y = np.repeat(train_y, num_frames)
