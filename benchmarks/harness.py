@@ -15,10 +15,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 
 import torch
-from transformers import TimesformerConfig, TimesformerForVideoClassification
+from transformers import TimesformerForVideoClassification
 
 from tsf_hf import ATTENTION_TYPES, TsfConfig, TsfForVideoClassification
-from tsf_hf.conversion import tsf_to_transformers_state_dict
+from tsf_hf.conversion import transformers_timesformer_config, tsf_to_transformers_state_dict
 from tsf_hf.flops import count_macs
 
 
@@ -118,26 +118,7 @@ def input_shape(config: TsfConfig, batch_size: int) -> tuple[int, ...]:
 
 def build_transformers(config: TsfConfig, state_dict: dict | None = None) -> TimesformerForVideoClassification:
     """transformers' Timesformer with `config`'s shape; with tsf's `state_dict` when given."""
-    height, width = config.image_height_width
-    if height != width:
-        raise ValueError(f"transformers' Timesformer needs square frames, got {height}x{width}")
-    their_config = TimesformerConfig(
-        image_size=height,
-        patch_size=config.patch_size,
-        num_channels=config.num_channels,
-        num_frames=config.num_frames,
-        hidden_size=config.hidden_size,
-        num_hidden_layers=config.num_hidden_layers,
-        num_attention_heads=config.num_attention_heads,
-        intermediate_size=config.intermediate_size,
-        hidden_act=config.hidden_act,
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
-        layer_norm_eps=config.layer_norm_eps,
-        qkv_bias=config.qkv_bias,
-        attention_type=config.attention_type,
-        num_labels=config.num_labels,
-    )
+    their_config = transformers_timesformer_config(config)
     model = TimesformerForVideoClassification(their_config)
     if state_dict is not None:
         model.load_state_dict(tsf_to_transformers_state_dict(state_dict, config.attention_type), strict=True)

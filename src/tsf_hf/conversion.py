@@ -34,7 +34,7 @@ from .modeling_tsf import TsfForVideoClassification
 
 
 if TYPE_CHECKING:
-    from transformers import ViTConfig
+    from transformers import TimesformerConfig, ViTConfig
 
     from .image_processing_tsf import TsfImageProcessor
     from .video_processing_tsf import TsfVideoProcessor
@@ -838,17 +838,15 @@ def verification_input(config: TsfConfig, num_frames: int | None = None, seed: i
     return torch.randn(1, frames, config.num_channels, height, width, generator=generator)
 
 
-def transformers_timesformer_from_original(
-    state_dict: Mapping[str, torch.Tensor], config: TsfConfig
-) -> torch.nn.Module:
-    """`transformers`' `TimesformerForVideoClassification` holding an original-layout checkpoint (divided, joint or
-    space-only): the independent reference used to verify conversions."""
-    from transformers import TimesformerConfig, TimesformerForVideoClassification
+def transformers_timesformer_config(config: TsfConfig) -> "TimesformerConfig":
+    """The `transformers` `TimesformerConfig` of the same network as `config` (divided, joint or space-only; square
+    frames only, as `transformers`' port requires)."""
+    from transformers import TimesformerConfig
 
     height, width = config.image_height_width
     if height != width:
         raise ValueError(f"transformers' Timesformer supports square frames only, got {height}x{width}")
-    reference_config = TimesformerConfig(
+    return TimesformerConfig(
         image_size=height,
         patch_size=config.patch_size,
         num_channels=config.num_channels,
@@ -864,7 +862,16 @@ def transformers_timesformer_from_original(
         id2label=dict(config.id2label),
         label2id=dict(config.label2id),
     )
-    reference = TimesformerForVideoClassification(reference_config)
+
+
+def transformers_timesformer_from_original(
+    state_dict: Mapping[str, torch.Tensor], config: TsfConfig
+) -> torch.nn.Module:
+    """`transformers`' `TimesformerForVideoClassification` holding an original-layout checkpoint (divided, joint or
+    space-only): the independent reference used to verify conversions."""
+    from transformers import TimesformerForVideoClassification
+
+    reference = TimesformerForVideoClassification(transformers_timesformer_config(config))
     load_state_dict_strictly(reference, original_to_transformers_state_dict(state_dict))
     return reference.eval()
 
