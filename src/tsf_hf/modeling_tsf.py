@@ -129,9 +129,9 @@ class TokenGrouper:
         self, qkv: torch.Tensor, num_heads: int, prefix: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Fused projections `(B, rows * cols * frames, 3 * D)` -> contiguous query, key and value
-        `(B * groups, heads, tokens, D / heads)`, in one copy. With `prefix` `(B, 1, 3 * D)` (the cls row), every
-        group starts with a copy of it (`1 + tokens`)."""
-        batch_size, num_patches, channels = qkv.shape
+        `(B * groups, heads, tokens, D / heads)`, already in the layout attention kernels read. With `prefix`
+        `(B, 1, 3 * D)` (the cls row), every group starts with a copy of it (`1 + tokens`)."""
+        batch_size, _, channels = qkv.shape
         head_dim = channels // (3 * num_heads)
         offset = 0 if prefix is None else 1
         grid = self._padded_grid(qkv).view(batch_size, *self.view_shape, 3, num_heads, head_dim)
@@ -306,8 +306,8 @@ class TsfAttention(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Attention within groups: query, key and value `(groups, heads, tokens, head_dim)` (from `qkv`, grouped by
         `TokenGrouper.group_heads`) -> `(groups, tokens, D)` before `proj`, and, if asked, the weights
-        `(groups, heads, tokens, tokens)`. `qkv` and `proj` act on every token alike, so callers apply them before
-        grouping and after ungrouping."""
+        `(groups, heads, tokens, tokens)`. `qkv` acts on every token alike, so callers apply it once per token
+        before grouping, and apply `proj` to this output."""
         num_groups, _, num_tokens, _ = query.shape
         implementation = "eager" if output_attentions else self.config._attn_implementation
         attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(implementation, eager_attention_forward)
