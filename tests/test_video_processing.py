@@ -494,3 +494,26 @@ def test_torchcodec_backend(small_video):
         assert reader.num_frames == 40 and reader.fps == 30
         frames = reader.get_frames([3, 17, 39])
     np.testing.assert_array_equal(frames.permute(0, 2, 3, 1).numpy(), decode_all(small_video)[[3, 17, 39]])
+
+
+def test_auto_backend_lets_pyav_name_what_torchcodec_cannot_open(small_video, tmp_path, monkeypatch):
+    """Where torchcodec is usable, `auto` tries it first; its errors are generic, so PyAV opens the file again and
+    either reads it or names the problem."""
+    import tsf_hf.video_processing_tsf as video_processing
+
+    class FailingTorchCodecReader:
+        def __init__(self, source, name):
+            raise ValueError(f"{name}: cannot decode as a video (generic)")
+
+    monkeypatch.setattr(video_processing, "is_torchcodec_usable", lambda decode: True)
+    monkeypatch.setattr(video_processing, "TorchCodecReader", FailingTorchCodecReader)
+    with open_video(small_video) as reader:
+        assert reader.backend == "pyav" and reader.num_frames == 40
+    with open(small_video, "rb") as file, open_video(file) as reader:  # a file object is rewound for PyAV
+        assert reader.backend == "pyav" and reader.num_frames == 40
+    notes = tmp_path / "notes.mp4"
+    notes.write_text("not a video")
+    with pytest.raises(ValueError, match="cannot open as a video file"):
+        open_video(notes)
+    with pytest.raises(ValueError, match="generic"):
+        open_video(small_video, backend="torchcodec")

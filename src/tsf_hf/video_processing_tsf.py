@@ -337,6 +337,11 @@ class TorchCodecReader(VideoReader):
         self._size = (metadata.height, metadata.width)
         if self.num_frames == 0:
             raise ValueError(f"{name}: the video stream has no frames")
+        listed, present = metadata.num_frames_from_header, metadata.num_frames_from_content
+        if listed and present is not None and present < listed:
+            raise ValueError(
+                f"{name}: the file is truncated: its header lists {listed} video frames but only {present} are present"
+            )
 
     @property
     def frame_size(self) -> tuple[int, int]:
@@ -403,8 +408,18 @@ def open_video(
         source = video
     else:
         return FramesReader(video, name, convert_rgb=convert_rgb, channels_last=channels_last)
-    use_torchcodec = backend == "torchcodec" or (backend == "auto" and is_torchcodec_usable(decode="video"))
-    return TorchCodecReader(source, name) if use_torchcodec else PyAVReader(source, name)
+    if backend == "pyav" or (backend == "auto" and not is_torchcodec_usable(decode="video")):
+        return PyAVReader(source, name)
+    if backend == "torchcodec":
+        return TorchCodecReader(source, name)
+    position = source.tell() if hasattr(source, "tell") else None
+    try:
+        return TorchCodecReader(source, name)
+    except ValueError:
+        # torchcodec's errors are generic: let PyAV open the file again to name the problem (or read it)
+        if position is not None:
+            source.seek(position)
+        return PyAVReader(source, name)
 
 
 # ----------------------------------------------------------------------------------------------------------------
