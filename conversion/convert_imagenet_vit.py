@@ -11,7 +11,14 @@ import argparse
 import sys
 
 from tsf_hf.configuration_tsf import ATTENTION_TYPES
-from tsf_hf.conversion import DATASETS, POSITION_RESIZE_MODES, convert_imagenet_vit
+from tsf_hf.conversion import (
+    POSITION_RESIZE_MODES,
+    ConversionResult,
+    add_conversion_arguments,
+    convert_imagenet_vit,
+    image_size_from_argument,
+    run_conversion,
+)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -21,8 +28,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--num_frames", type=int, default=8)
     parser.add_argument("--image_size", type=int, nargs="+", default=[224], help="frame size: H [W]")
     parser.add_argument("--attention_type", choices=ATTENTION_TYPES, default="divided_space_time")
-    parser.add_argument("--dataset", choices=sorted(DATASETS), default=None, help="class names and processor protocol")
-    parser.add_argument("--label_file", default=None, help="class names (with --num_labels entries)")
     parser.add_argument("--num_labels", type=int, default=400, help="classes of the new head without --dataset")
     parser.add_argument("--num_attention_heads", type=int, default=None, help="default: the ViT config's, else 12")
     parser.add_argument("--layer_norm_eps", type=float, default=None, help="default: the ViT config's, else 1e-6")
@@ -33,25 +38,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="spatial position table resize for another frame size: 2-D grid modes, or the original's 1-D 'legacy'",
     )
     parser.add_argument("--allow_unsafe_pickle", action="store_true", help="allow full unpickling of a trusted file")
-    parser.add_argument(
-        "--verify", action="store_true",
-        help="compare with transformers' ViTModel where they must agree (divided / space-only at the ViT's grid); "
-        "skipped, with the reason, elsewhere",
+    add_conversion_arguments(
+        parser,
+        verify_help="compare with transformers' ViTModel where they must agree (divided / space-only at the ViT's "
+        "grid); skipped, with the reason, elsewhere",
     )
-    parser.add_argument("--tolerance", type=float, default=1e-4)
-    parser.add_argument("--push_to_hub", metavar="REPO_ID", default=None, help="upload the folder to this Hub repo")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    image_size = args.image_size[0] if len(args.image_size) == 1 else tuple(args.image_size[:2])
-    try:
-        result = convert_imagenet_vit(
+
+    def describe(result: ConversionResult) -> str:
+        config = result.model.config
+        return (
+            f"initialised {config.attention_type} TimeSformer ({config.num_frames} frames, {config.image_size} px, "
+            f"{config.num_labels} classes) from {args.vit_path} -> {result.output_dir}"
+        )
+
+    return run_conversion(
+        lambda: convert_imagenet_vit(
             args.vit_path,
             args.output_dir,
             num_frames=args.num_frames,
-            image_size=image_size,
+            image_size=image_size_from_argument(args.image_size),
             attention_type=args.attention_type,
             dataset=args.dataset,
             label_file=args.label_file,
@@ -63,22 +73,9 @@ def main(argv: list[str] | None = None) -> int:
             verify=args.verify,
             tolerance=args.tolerance,
             push_to_hub=args.push_to_hub,
-        )
-    except (ValueError, OSError) as error:  # includes refused pickles and failed verification
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    config = result.model.config
-    print(
-        f"initialised {config.attention_type} TimeSformer ({config.num_frames} frames, {config.image_size} px, "
-        f"{config.num_labels} classes) from {args.vit_path} -> {result.output_dir}"
+        ),
+        describe,
     )
-    if result.max_abs_difference is not None:
-        print(f"max |difference| to {result.reference}: {result.max_abs_difference:.3e}")
-    if result.verification_skipped is not None:
-        print(f"verification skipped: {result.verification_skipped}")
-    if result.repo_id:
-        print(f"uploaded to {result.repo_id}")
-    return 0
 
 
 if __name__ == "__main__":

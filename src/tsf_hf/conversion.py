@@ -13,11 +13,13 @@ Loading is strict (every missing, unexpected or mis-shaped key is an error that 
 read with `torch.load(weights_only=True)` unless the caller explicitly opts in to full unpickling).
 """
 
+import argparse
 import json
 import math
 import os
 import pickle
 import re
+import sys
 import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -1423,7 +1425,58 @@ def convert_imagenet_vit(
     )
 
 
+# ---------------------------------------------------------------------------------------------------------------------
+# Command-line pieces shared by the scripts in conversion/
+
+
+def add_conversion_arguments(parser: argparse.ArgumentParser, verify_help: str) -> None:
+    """Adds the options every converter script takes: `--dataset`, `--label_file`, `--verify`, `--tolerance` and
+    `--push_to_hub`."""
+    parser.add_argument(
+        "--dataset",
+        choices=sorted(DATASETS),
+        default=None,
+        help="training dataset (class names and processor protocol); default: guessed where the source allows",
+    )
+    parser.add_argument(
+        "--label_file", default=None, help="class names: JSON list, {id: name}, {name: id}, or text lines"
+    )
+    parser.add_argument("--verify", action="store_true", help=verify_help)
+    parser.add_argument(
+        "--tolerance", type=float, default=1e-4, help="largest accepted |logit difference| for --verify"
+    )
+    parser.add_argument("--push_to_hub", metavar="REPO_ID", default=None, help="upload the folder to this Hub repo")
+
+
+def image_size_from_argument(values: list[int] | None) -> int | tuple[int, int] | None:
+    """`--image_size H [W]` as `TsfConfig.image_size` takes it."""
+    if values is None:
+        return None
+    return values[0] if len(values) == 1 else (values[0], values[1])
+
+
+def run_conversion(convert: Callable[[], ConversionResult], describe: Callable[[ConversionResult], str]) -> int:
+    """Runs a converter for a script: prints `describe(result)`, the verification and the upload, and returns the
+    exit status (1 with the error on stderr when the conversion fails, e.g. a refused pickle or failed verify)."""
+    try:
+        result = convert()
+    except (ValueError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(describe(result))
+    if result.max_abs_difference is not None:
+        print(f"max |logit difference| to {result.reference}: {result.max_abs_difference:.3e}")
+    if result.verification_skipped is not None:
+        print(f"verification skipped: {result.verification_skipped}")
+    if result.repo_id:
+        print(f"uploaded to {result.repo_id}")
+    return 0
+
+
 __all__ = [
+    "add_conversion_arguments",
+    "image_size_from_argument",
+    "run_conversion",
     "DATASETS",
     "ConversionResult",
     "UnsafeCheckpointError",
