@@ -7,6 +7,28 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+import torch
+
+
+TINY = dict(
+    image_size=32,
+    patch_size=8,
+    num_frames=4,
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    intermediate_size=64,
+)
+"""The tiny model shape most tests use (config fields shared by TsfConfig and transformers' TimesformerConfig)."""
+
+
+def perturb_(model: torch.nn.Module, std: float = 0.05) -> torch.nn.Module:
+    """Adds noise from the global generator to every parameter (a fresh model has its extra fc layers and temporal
+    table at zero, which would hide mistakes in them) and returns the model in eval mode."""
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(torch.randn_like(parameter) * std)
+    return model.eval()
 
 
 def synthetic_frame(index: int, height: int, width: int) -> np.ndarray:

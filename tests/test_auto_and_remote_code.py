@@ -8,6 +8,7 @@ import sysconfig
 
 import pytest
 import torch
+from conftest import TINY, perturb_
 from transformers import AutoConfig, AutoModel, AutoModelForVideoClassification
 
 from tsf_hf import ATTENTION_TYPES, TsfConfig, TsfForVideoClassification, TsfModel
@@ -15,23 +16,13 @@ from tsf_hf import ATTENTION_TYPES, TsfConfig, TsfForVideoClassification, TsfMod
 
 def tiny_model(attention_type: str = "divided_space_time") -> TsfForVideoClassification:
     config = TsfConfig(
-        image_size=32,
-        patch_size=8,
-        num_frames=4,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=64,
+        **TINY,
         attention_type=attention_type,
         id2label={0: "left", 1: "right", 2: "up"},
         label2id={"left": 0, "right": 1, "up": 2},
     )
     torch.manual_seed(0)
-    model = TsfForVideoClassification(config).eval()
-    with torch.no_grad():  # non-zero extra linears and time table, so the round trip is checked on real values
-        for parameter in model.parameters():
-            parameter.add_(torch.randn_like(parameter) * 0.05)
-    return model
+    return perturb_(TsfForVideoClassification(config))  # real values in the extra linears and time table
 
 
 @pytest.mark.parametrize("attention_type", ATTENTION_TYPES)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import TINY, perturb_
 from safetensors.torch import load_file, save_file
 from transformers import TimesformerConfig, TimesformerForVideoClassification, ViTConfig, ViTModel
 
@@ -517,22 +518,13 @@ def test_original_conversion_script(tmp_path, capsys):
 @pytest.mark.parametrize("scheme", ["divided_space_time", "joint_space_time"])
 def test_transformers_folder_conversion(tmp_path, scheme):
     config = TimesformerConfig(
-        image_size=32,
-        patch_size=8,
-        num_frames=4,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=64,
+        **TINY,
         attention_type=scheme,
         id2label={0: "left", 1: "right", 2: "up"},
         label2id={"left": 0, "right": 1, "up": 2},
     )
     torch.manual_seed(0)
-    source = TimesformerForVideoClassification(config).eval()
-    with torch.no_grad():
-        for parameter in source.parameters():
-            parameter.add_(torch.randn_like(parameter) * 0.05)  # non-zero temporal fc and tables
+    source = perturb_(TimesformerForVideoClassification(config))
     folder = tmp_path / "timesformer-tiny-finetuned-k400"
     source.save_pretrained(folder)
     script = _load_script("convert_transformers_timesformer")
@@ -545,22 +537,9 @@ def test_transformers_folder_conversion(tmp_path, scheme):
 
 
 def _timesformer_folder(folder: Path, scheme: str = "divided_space_time") -> TimesformerForVideoClassification:
-    config = TimesformerConfig(
-        image_size=32,
-        patch_size=8,
-        num_frames=4,
-        hidden_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=4,
-        intermediate_size=64,
-        attention_type=scheme,
-        num_labels=3,
-    )
+    config = TimesformerConfig(**{**TINY, "num_hidden_layers": 1}, attention_type=scheme, num_labels=3)
     torch.manual_seed(0)
-    source = TimesformerForVideoClassification(config).eval()
-    with torch.no_grad():
-        for parameter in source.parameters():
-            parameter.add_(torch.randn_like(parameter) * 0.05)
+    source = perturb_(TimesformerForVideoClassification(config))
     source.save_pretrained(folder)
     return source
 
@@ -630,23 +609,12 @@ def test_transformers_folder_bin_and_sharded(tmp_path):
 
 @pytest.mark.parametrize("scheme", ["divided_space_time", "joint_space_time", "space_only"])
 def test_tsf_to_transformers_state_dict_round_trip(scheme):
-    config = TsfConfig(
-        image_size=32, patch_size=8, num_frames=4, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-        intermediate_size=64, attention_type=scheme, num_labels=3,
-    )
+    config = TsfConfig(**TINY, attention_type=scheme, num_labels=3)
     torch.manual_seed(0)
-    model = TsfForVideoClassification(config).eval()
-    with torch.no_grad():
-        for parameter in model.parameters():
-            parameter.add_(torch.randn_like(parameter) * 0.05)
+    model = perturb_(TsfForVideoClassification(config))
     state = model.state_dict()
     converted = tsf_to_transformers_state_dict(state, scheme)
-    reference = TimesformerForVideoClassification(
-        TimesformerConfig(
-            image_size=32, patch_size=8, num_frames=4, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-            intermediate_size=64, attention_type=scheme, num_labels=3,
-        )
-    ).eval()
+    reference = TimesformerForVideoClassification(TimesformerConfig(**TINY, attention_type=scheme, num_labels=3)).eval()
     reference.load_state_dict(converted, strict=True)
     back, sources, unknown = transformers_to_tsf_state_dict(converted, scheme)
     assert unknown == [] and back.keys() == state.keys()
@@ -682,11 +650,7 @@ def _tiny_vit(seed: int = 0, layer_norm_eps: float = 1e-6) -> ViTModel:
         layer_norm_eps=layer_norm_eps,
     )
     torch.manual_seed(seed)
-    vit = ViTModel(config, add_pooling_layer=False).eval()
-    with torch.no_grad():
-        for parameter in vit.parameters():
-            parameter.add_(torch.randn_like(parameter) * 0.05)
-    return vit
+    return perturb_(ViTModel(config, add_pooling_layer=False))
 
 
 def _timm_layout(vit: ViTModel) -> dict[str, torch.Tensor]:

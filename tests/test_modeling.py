@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import TINY
 from transformers import TimesformerConfig, TimesformerForVideoClassification
 
 from tsf_hf import ATTENTION_TYPES, TsfConfig, TsfForVideoClassification, TsfModel
@@ -13,15 +14,6 @@ from tsf_hf.conversion import transformers_to_tsf_state_dict
 from tsf_hf.modeling_tsf import STEP_GROUPINGS, TokenGrouper
 
 
-TINY = dict(
-    image_size=32,
-    patch_size=8,
-    num_frames=4,
-    hidden_size=32,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    intermediate_size=64,
-)
 
 
 def tiny_config(**overrides) -> TsfConfig:
