@@ -55,7 +55,7 @@ class TsfModelOutput(ModelOutput):
     hidden_states (`tuple(torch.FloatTensor)`, *optional*):
         The embeddings and the output of every block (before the final norm), in the layout of
         `last_hidden_state`; for `space_only`, `(batch_size * num_frames, 1 + num_patches, hidden_size)`
-        per-frame sequences (frame-minor batch).
+        per-frame sequences (frame-minor batch). float32 in a half-precision model with `config.residual_in_fp32`.
     attentions (`tuple(dict[str, torch.FloatTensor])`, *optional*):
         One dict per block, `{step name: weights of shape (batch_size * groups, num_heads, tokens, tokens)}` with
         step names from `config.attention_steps`. Groups and tokens are laid out as `StepGrouping` describes:
@@ -188,6 +188,53 @@ def eager_attention_forward(
     return attn_output, attn_weights
 
 
+CHUNKED_ATTENTION_SCORES = 1 << 21
+"""Score elements per chunk of `chunked_attention_forward` (4 MiB in bfloat16: the chunk stays in cache)."""
+
+
+def chunked_attention_forward(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float,
+    dropout: float = 0.0,
+    **kwargs,
+) -> tuple[torch.Tensor, None]:
+    """Softmax attention computed a few (group, head) pairs at a time, for inference in bfloat16 on CPU, where
+    PyTorch's fused attention kernel runs at a fraction of the bfloat16 matmul rate and the full score tensor of
+    eager attention does not fit in cache. Same arguments and output layout as `eager_attention_forward`
+    (`attention_mask` additive, `(groups, 1, 1, tokens)`); no dropout, no weights."""
+    num_groups, num_heads, num_tokens, head_dim = query.shape
+    query = (query * scaling).flatten(0, 1)
+    key, value = key.flatten(0, 1), value.flatten(0, 1)
+    if attention_mask is not None:
+        attention_mask = attention_mask.expand(-1, num_heads, -1, -1).flatten(0, 1)
+    output = torch.empty_like(query)
+    pairs_per_chunk = max(1, CHUNKED_ATTENTION_SCORES // (num_tokens * num_tokens))
+    for start in range(0, query.shape[0], pairs_per_chunk):
+        chunk = slice(start, start + pairs_per_chunk)
+        scores = torch.bmm(query[chunk], key[chunk].transpose(1, 2))
+        if attention_mask is not None:
+            scores += attention_mask[chunk]
+        torch.bmm(scores.softmax(-1), value[chunk], out=output[chunk])
+    return output.view(num_groups, num_heads, num_tokens, head_dim).transpose(1, 2), None
+
+
+def _uses_chunked_attention(implementation: str, module: nn.Module, query: torch.Tensor) -> bool:
+    """Whether `sdpa` is served by `chunked_attention_forward`: bfloat16 inference on CPU, outside compilation
+    (compiled graphs keep PyTorch's kernel)."""
+    return (
+        implementation == "sdpa"
+        and query.device.type == "cpu"
+        and query.dtype == torch.bfloat16
+        and not module.training
+        and not (torch.is_grad_enabled() and query.requires_grad)
+        and not torch.compiler.is_compiling()
+    )
+
+
 def _attention_mask_for(
     implementation: str, key_padding_mask: torch.Tensor, num_queries: int, dtype: torch.dtype
 ) -> torch.Tensor | object:
@@ -311,6 +358,8 @@ class TsfAttention(nn.Module):
         num_groups, _, num_tokens, _ = query.shape
         implementation = "eager" if output_attentions else self.config._attn_implementation
         attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(implementation, eager_attention_forward)
+        if _uses_chunked_attention(implementation, self, query):
+            attention_interface = chunked_attention_forward
         attention_mask = None
         if key_padding_mask is not None:
             attention_mask = _attention_mask_for(implementation, key_padding_mask, num_tokens, query.dtype)
@@ -396,7 +445,7 @@ class TsfLayer(GradientCheckpointingLayer):
             hidden_states, weights = self.attention_step(step, hidden_states, grid, output_attentions)
             if output_attentions:
                 attentions[step.name] = weights
-        hidden_states = hidden_states + self.drop_path(self.mlp(self.norm(hidden_states)))
+        hidden_states = hidden_states + self.drop_path(self.mlp(self.norm(hidden_states.to(self.norm.weight.dtype))))
         return hidden_states, attentions
 
     def attention_step(
@@ -414,7 +463,7 @@ class TsfLayer(GradientCheckpointingLayer):
         attends_cls = step.grouping.attends_cls
         attention = step.attention
         tokens = hidden_states if attends_cls else hidden_states[:, 1:]
-        qkv = attention.qkv(step.norm(tokens))
+        qkv = attention.qkv(step.norm(tokens.to(step.norm.weight.dtype)))
         if attends_cls:
             query, key, value = grouper.group_heads(qkv[:, 1:], attention.num_heads, prefix=qkv[:, :1])
         else:
@@ -565,6 +614,8 @@ class TsfModel(TsfPreTrainedModel):
         batch_size, num_frames = pixel_values.shape[:2]
 
         hidden_states, (frames, rows, cols) = self.embeddings(pixel_values)
+        if config.residual_in_fp32:
+            hidden_states = hidden_states.to(torch.promote_types(hidden_states.dtype, torch.float32))
         # space_only: frames are independent one-frame sequences in the batch
         grid = (1, rows, cols) if config.attention_type == "space_only" else (frames, rows, cols)
         all_hidden_states = (hidden_states,) if output_hidden_states else None
@@ -577,7 +628,7 @@ class TsfModel(TsfPreTrainedModel):
                 all_attentions += (attentions,)
         if config.attention_type == "space_only":
             hidden_states = hidden_states.view(batch_size, num_frames, *hidden_states.shape[1:]).mean(1)
-        sequence_output = self.layernorm(hidden_states)
+        sequence_output = self.layernorm(hidden_states.to(self.layernorm.weight.dtype))
         output = TsfModelOutput(
             last_hidden_state=sequence_output,
             pooler_output=sequence_output[:, 0],
