@@ -12,6 +12,7 @@ import argparse
 from collections.abc import Callable
 
 import torch
+import torch._inductor.config
 from harness import COLUMNS, Case, add_common_arguments, autocast_context, finish_arguments, maybe_compile, run
 
 
@@ -31,7 +32,12 @@ def make_step(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_arguments(parser)
+    parser.add_argument(
+        "--freezing", action="store_true",
+        help="compile with inductor's freezing (weights become constants, prepacked for the CPU matmul libraries)",
+    )
     args = finish_arguments(parser.parse_args())
+    torch._inductor.config.freezing = args.freezing
     run(args, __file__, make_step, flops_per_forward=1, columns=COLUMNS)
 
 

@@ -378,6 +378,8 @@ def run(args: argparse.Namespace, script: str, make_step: StepFactory, flops_per
         del steps
     for row in rows:
         row["speedup_over_transformers"] = speedup_over_transformers(row, rows)
+        if row["compiled"]:
+            row["speedup_over_uncompiled_transformers"] = speedup_over_transformers(row, rows, compiled=False)
     print_table(rows, columns)
     ranges = []
     for name in DTYPES:
@@ -399,13 +401,16 @@ def make_inputs(config: TsfConfig, args: argparse.Namespace) -> tuple[torch.Tens
     return pixel_values.to(args.device), labels.to(args.device)
 
 
-def speedup_over_transformers(row: dict, rows: list[dict]) -> float | None:
-    """transformers' median time over this row's, for the same scheme, dtype, compilation and checkpointing."""
+def speedup_over_transformers(row: dict, rows: list[dict], compiled: bool | None = None) -> float | None:
+    """transformers' median time over this row's, for the same scheme, dtype, compilation and checkpointing (or,
+    with `compiled`, transformers compiled or not)."""
     if row["model"] != "tsf":
         return None
-    keys = ("attention_type", "dtype", "compiled", "checkpointing")
+    wanted = {key: row[key] for key in ("attention_type", "dtype", "compiled", "checkpointing")}
+    if compiled is not None:
+        wanted["compiled"] = compiled
     for other in rows:
-        if other["model"] == "transformers" and all(other[key] == row[key] for key in keys):
+        if other["model"] == "transformers" and all(other[key] == value for key, value in wanted.items()):
             return other["seconds_per_clip_median"] / row["seconds_per_clip_median"]
     return None
 
@@ -419,6 +424,7 @@ COLUMNS = [
     ("fraction_of_matmul_peak", "of peak", ".1%"),
     ("peak_memory_mb", "peak MB", ".1f"),
     ("speedup_over_transformers", "vs transformers", ".2f"),
+    ("speedup_over_uncompiled_transformers", "vs uncompiled", ".2f"),
     ("max_abs_logit_difference", "|dlogits|", ".1e"),
 ]
 """Table columns: (row key, header, format)."""

@@ -109,3 +109,21 @@ def test_compiled_inference(tmp_path):
     )
     (row,) = payload["results"]
     assert row["compiled"] and row["label"] == "tsf/axial/sdpa/fp32/compiled"
+
+
+@pytest.mark.slow
+def test_frozen_compiled_inference_against_both_transformers_rows(tmp_path):
+    payload = run_benchmark(
+        "benchmark_inference.py", tmp_path, "--attention_types", "divided_space_time", "--dtypes", "bf16",
+        "--compile", "both", "--freezing", "--no_memory",
+    )
+    assert payload["environment"]["arguments"]["freezing"] is True
+    rows = {row["label"]: row for row in payload["results"]}
+    compiled = rows["tsf/divided_space_time/sdpa/bf16/compiled"]
+    theirs = rows["transformers/divided_space_time/eager/bf16"]["seconds_per_clip_median"]
+    theirs_compiled = rows["transformers/divided_space_time/eager/bf16/compiled"]["seconds_per_clip_median"]
+    ours = compiled["seconds_per_clip_median"]
+    assert compiled["speedup_over_uncompiled_transformers"] == pytest.approx(theirs / ours)
+    assert compiled["speedup_over_transformers"] == pytest.approx(theirs_compiled / ours)
+    assert "speedup_over_uncompiled_transformers" not in rows["tsf/divided_space_time/sdpa/bf16"]
+    assert all(row["max_abs_logit_difference"] < 0.05 for row in rows.values())
