@@ -80,6 +80,16 @@ def test_pipeline_in_process(saved_model, small_video, video_factory):
     assert eight[0]["score"] == pytest.approx(expected[eight[0]["label"]], abs=1e-6)
 
 
+def test_pipeline_in_bfloat16(saved_model, small_video):
+    """`dtype=torch.bfloat16` loads bf16 weights (the chunked CPU attention path, float32 residual) and the scores
+    stay close to float32's."""
+    classifier = pipeline("video-classification", model=str(saved_model), dtype=torch.bfloat16)
+    assert classifier.model.dtype == torch.bfloat16
+    expected = expected_scores(saved_model, str(small_video))
+    for entry in classifier(str(small_video)):
+        assert entry["score"] == pytest.approx(expected[entry["label"]], abs=1e-2)
+
+
 def decode_frames(path: Path, indices: list[int]) -> np.ndarray:
     """Frames `indices` of a video, decoded sequentially from the start with plain PyAV: `(T, H, W, 3)` uint8."""
     wanted, found = set(indices), {}
