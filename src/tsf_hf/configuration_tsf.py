@@ -66,8 +66,8 @@ class TsfConfig(PreTrainedConfig):
             of `patch_size` (as the original's convolution does) instead of raising an error.
         residual_in_fp32 (`bool`, defaults to `True`): keep the residual stream (the tokens between blocks, and
             `hidden_states`) in float32 when the weights are in a half precision; norms, attention and MLPs still
-            run in the weights' precision. In a bfloat16 base model it lowers the logit error by a fifth to a third, at no
-            measurable cost in speed.
+            run in the weights' precision. In a bfloat16 base model it lowers the logit error by a fifth to a
+            third, at no measurable cost in speed.
 
     Example:
 
