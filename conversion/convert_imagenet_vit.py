@@ -15,6 +15,7 @@ from tsf_hf.conversion import (
     POSITION_RESIZE_MODES,
     ConversionResult,
     add_conversion_arguments,
+    conversion_options,
     convert_imagenet_vit,
     image_size_from_argument,
     run_conversion,
@@ -24,7 +25,6 @@ from tsf_hf.conversion import (
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--vit_path", required=True, help="timm ViT checkpoint file, or transformers ViT folder / repo")
-    parser.add_argument("--output_dir", required=True, help="folder to write the initialised model to")
     parser.add_argument("--num_frames", type=int, default=8)
     parser.add_argument("--image_size", type=int, nargs="+", default=[224], help="frame size: H [W]")
     parser.add_argument("--attention_type", choices=ATTENTION_TYPES, default="divided_space_time")
@@ -63,16 +63,12 @@ def main(argv: list[str] | None = None) -> int:
             num_frames=args.num_frames,
             image_size=image_size_from_argument(args.image_size),
             attention_type=args.attention_type,
-            dataset=args.dataset,
-            label_file=args.label_file,
             num_labels=args.num_labels,
             num_attention_heads=args.num_attention_heads,
             layer_norm_eps=args.layer_norm_eps,
             position_resize=args.position_resize,
             allow_unsafe_pickle=args.allow_unsafe_pickle,
-            verify=args.verify,
-            tolerance=args.tolerance,
-            push_to_hub=args.push_to_hub,
+            **conversion_options(args),
         ),
         describe,
     )

@@ -12,6 +12,7 @@ import sys
 from tsf_hf.conversion import (
     ConversionResult,
     add_conversion_arguments,
+    conversion_options,
     convert_original_checkpoint,
     image_size_from_argument,
     run_conversion,
@@ -21,7 +22,6 @@ from tsf_hf.conversion import (
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint_path", required=True, help="original checkpoint file (.pyth / .pth)")
-    parser.add_argument("--output_dir", required=True, help="folder to write the converted model to")
     parser.add_argument("--num_attention_heads", type=int, default=12, help="heads per attention (not in the weights)")
     parser.add_argument("--layer_norm_eps", type=float, default=1e-6, help="LayerNorm epsilon (not in the weights)")
     parser.add_argument(
@@ -53,13 +53,9 @@ def main(argv: list[str] | None = None) -> int:
             args.output_dir,
             num_attention_heads=args.num_attention_heads,
             layer_norm_eps=args.layer_norm_eps,
-            dataset=args.dataset,
-            label_file=args.label_file,
             image_size=image_size_from_argument(args.image_size),
             allow_unsafe_pickle=args.allow_unsafe_pickle,
-            verify=args.verify,
-            tolerance=args.tolerance,
-            push_to_hub=args.push_to_hub,
+            **conversion_options(args),
         ),
         describe,
     )

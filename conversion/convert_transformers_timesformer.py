@@ -9,13 +9,17 @@ Example:
 import argparse
 import sys
 
-from tsf_hf.conversion import add_conversion_arguments, convert_transformers_timesformer, run_conversion
+from tsf_hf.conversion import (
+    add_conversion_arguments,
+    conversion_options,
+    convert_transformers_timesformer,
+    run_conversion,
+)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model_path", required=True, help="transformers Timesformer folder or Hub repo id")
-    parser.add_argument("--output_dir", required=True, help="folder to write the converted model to")
     add_conversion_arguments(parser, verify_help="compare logits with the source; fail above tolerance")
     return parser.parse_args(argv)
 
@@ -26,11 +30,7 @@ def main(argv: list[str] | None = None) -> int:
         lambda: convert_transformers_timesformer(
             args.model_path,
             args.output_dir,
-            dataset=args.dataset,
-            label_file=args.label_file,
-            verify=args.verify,
-            tolerance=args.tolerance,
-            push_to_hub=args.push_to_hub,
+            **conversion_options(args),
         ),
         lambda result: f"converted {args.model_path} ({result.model.config.attention_type}) -> {result.output_dir}",
     )

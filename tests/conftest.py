@@ -8,6 +8,7 @@ import av
 import numpy as np
 import pytest
 import torch
+from transformers import ViTConfig, ViTModel
 
 
 TINY = dict(
@@ -29,6 +30,14 @@ def perturb_(model: torch.nn.Module, std: float = 0.05) -> torch.nn.Module:
         for parameter in model.parameters():
             parameter.add_(torch.randn_like(parameter) * std)
     return model.eval()
+
+
+def tiny_vit(seed: int = 0, layer_norm_eps: float = 1e-6) -> ViTModel:
+    """A perturbed ImageNet-style ViT (no pooler) of `TINY`'s width, depth, heads and frame size."""
+    fields = ("image_size", "patch_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size")
+    config = ViTConfig(**{field: TINY[field] for field in fields}, layer_norm_eps=layer_norm_eps)
+    torch.manual_seed(seed)
+    return perturb_(ViTModel(config, add_pooling_layer=False))
 
 
 def synthetic_frame(index: int, height: int, width: int) -> np.ndarray:

@@ -12,7 +12,8 @@ from tsf_hf.flops import count_macs
 
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-TINY = dict(image_size=32, patch_size=8, num_frames=4, hidden_size=32, num_attention_heads=2, intermediate_size=64)
+sys.path.insert(0, str(BENCHMARKS))
+from harness import TINY  # noqa: E402  (the model shape of the scripts' --tiny mode)
 
 
 def run_benchmark(script: str, tmp_path: Path, *arguments: str) -> dict:

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import TINY, perturb_
+from conftest import TINY, perturb_, tiny_vit
 from safetensors.torch import load_file, save_file
-from transformers import TimesformerConfig, TimesformerForVideoClassification, ViTConfig, ViTModel
+from transformers import TimesformerConfig, TimesformerForVideoClassification, ViTModel
 
 from tsf_hf import TsfConfig, TsfForVideoClassification, TsfImageProcessor, TsfVideoProcessor
 from tsf_hf import conversion
@@ -639,20 +639,6 @@ def test_tsf_to_transformers_refuses_schemes_transformers_lacks():
 # ImageNet ViT initialisation
 
 
-def _tiny_vit(seed: int = 0, layer_norm_eps: float = 1e-6) -> ViTModel:
-    config = ViTConfig(
-        image_size=32,
-        patch_size=8,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=64,
-        layer_norm_eps=layer_norm_eps,
-    )
-    torch.manual_seed(seed)
-    return perturb_(ViTModel(config, add_pooling_layer=False))
-
-
 def _timm_layout(vit: ViTModel) -> dict[str, torch.Tensor]:
     """The ViT's weights under timm's names, written independently of tsf_hf.conversion."""
     state = vit.state_dict()
@@ -683,7 +669,7 @@ def _timm_layout(vit: ViTModel) -> dict[str, torch.Tensor]:
 
 @pytest.mark.parametrize("layout", ["timm", "transformers"])
 def test_vit_init_divided_equals_vit_on_static_video(tmp_path, layout):
-    vit = _tiny_vit(layer_norm_eps=1e-12 if layout == "transformers" else 1e-6)
+    vit = tiny_vit(layer_norm_eps=1e-12 if layout == "transformers" else 1e-6)
     if layout == "timm":
         source = tmp_path / "vit_base_patch16_224.pth"
         torch.save(_timm_layout(vit), source)
@@ -714,7 +700,7 @@ def test_vit_init_divided_equals_vit_on_static_video(tmp_path, layout):
 
 
 def test_vit_init_space_only_equals_frame_averaged_vit(tmp_path):
-    vit = _tiny_vit()
+    vit = tiny_vit()
     source = tmp_path / "vit.pth"
     torch.save({"model": _timm_layout(vit)}, source)
     model = convert_imagenet_vit(
@@ -731,7 +717,7 @@ def test_vit_init_space_only_equals_frame_averaged_vit(tmp_path):
 
 @pytest.mark.parametrize("scheme", ["divided_space_time", "sparse_local_global", "axial", "joint_space_time"])
 def test_vit_init_copies_spatial_attention_into_every_step(scheme):
-    vit_state = _timm_layout(_tiny_vit())
+    vit_state = _timm_layout(tiny_vit())
     model = conversion.init_from_imagenet_vit(
         canonical_vit_state_dict(vit_state), num_frames=6, image_size=32, attention_type=scheme, num_attention_heads=4
     )
@@ -768,7 +754,7 @@ def test_position_table_resize_2d_and_legacy():
 
 
 def test_vit_init_at_another_resolution_and_script(tmp_path, capsys):
-    vit = _tiny_vit()
+    vit = tiny_vit()
     source = tmp_path / "vit.pth"
     torch.save(_timm_layout(vit), source)
     script = _load_script("convert_imagenet_vit")
@@ -810,7 +796,7 @@ def test_vit_init_at_another_resolution_and_script(tmp_path, capsys):
 )
 def test_vit_folder_is_loaded_strictly(tmp_path, edit, expected):
     folder = tmp_path / "vit"
-    _tiny_vit().save_pretrained(folder)
+    tiny_vit().save_pretrained(folder)
     _edit_safetensors(folder / "model.safetensors", edit)
     with pytest.raises(ValueError, match=expected):
         convert_imagenet_vit(folder, tmp_path / "out", num_frames=4, image_size=32, num_labels=3)
@@ -830,7 +816,7 @@ def test_vit_folder_is_loaded_strictly(tmp_path, edit, expected):
     ids=["missing", "missing-bias", "mis-shaped"],
 )
 def test_vit_file_is_loaded_strictly(tmp_path, edit, expected):
-    state = _timm_layout(_tiny_vit())
+    state = _timm_layout(tiny_vit())
     edit(state)
     torch.save(state, tmp_path / "vit.pth")
     with pytest.raises(ValueError, match=expected):
@@ -849,7 +835,7 @@ def test_vit_file_is_loaded_strictly(tmp_path, edit, expected):
 )
 def test_vit_verification_skipped_without_exact_reference(tmp_path, capsys, attention_type, image_size, reason):
     source = tmp_path / "vit.pth"
-    torch.save(_timm_layout(_tiny_vit()), source)
+    torch.save(_timm_layout(tiny_vit()), source)
     script = _load_script("convert_imagenet_vit")
     argv = ["--vit_path", str(source), "--output_dir", str(tmp_path / "out"), "--num_frames", "4", "--verify"]
     argv += ["--image_size", str(image_size), "--attention_type", attention_type, "--num_attention_heads", "4"]
@@ -862,11 +848,11 @@ def test_vit_verification_skipped_without_exact_reference(tmp_path, capsys, atte
     )
     assert result.max_abs_difference is None and reason in result.verification_skipped
     with pytest.raises(ValueError, match=reason):
-        conversion.vit_reference_difference(result.model, canonical_vit_state_dict(_timm_layout(_tiny_vit())))
+        conversion.vit_reference_difference(result.model, canonical_vit_state_dict(_timm_layout(tiny_vit())))
 
 
 def test_vit_unknown_keys_are_errors():
-    state = _timm_layout(_tiny_vit())
+    state = _timm_layout(tiny_vit())
     state["dist_token"] = torch.zeros(1, 1, 32)
     with pytest.raises(ValueError, match="dist_token"):
         canonical_vit_state_dict(state)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import tiny_vit
 from hub_mock import MockHub
 from safetensors.numpy import load_file
 
@@ -257,6 +258,16 @@ def test_no_decay_on_biases_norms_and_tables():
 # Script runs
 
 
+def resume_and_push(base: list, output_dir: Path, checkpoint: Path, repo_id: str, tmp_path: Path) -> dict:
+    """Runs the script command `base` resumed from `checkpoint` into `output_dir`, pushing to `repo_id` on a mock
+    Hub; returns the pushed files."""
+    with MockHub() as hub:
+        env = hub.environment(tmp_path / "home", offline_env())
+        arguments = ["--output_dir", output_dir, "--resume_from_checkpoint", checkpoint, "--no_prediction"]
+        run([*base, *arguments, "--push_to_hub", "--hub_model_id", repo_id], env=env)
+        return hub.files(repo_id)
+
+
 def test_trainer_script_resumes_exactly_saves_a_pipeline_folder_and_pushes(tmp_path, cache_dir):
     base = [
         sys.executable,
@@ -287,23 +298,7 @@ def test_trainer_script_resumes_exactly_saves_a_pipeline_folder_and_pushes(tmp_p
     # resume from the step-3 checkpoint of the same run (what an interrupted run leaves) into another folder
     resumed = tmp_path / "resumed"
     shutil.copytree(full / "checkpoint-3", resumed / "checkpoint-3")
-    with MockHub() as hub:
-        env = hub.environment(tmp_path / "home", offline_env())
-        run(
-            [
-                *base,
-                "--output_dir",
-                resumed,
-                "--resume_from_checkpoint",
-                resumed / "checkpoint-3",
-                "--no_prediction",
-                "--push_to_hub",
-                "--hub_model_id",
-                "testuser/tsf-trainer-test",
-            ],
-            env=env,
-        )
-        files = hub.files("testuser/tsf-trainer-test")
+    files = resume_and_push(base, resumed, resumed / "checkpoint-3", "testuser/tsf-trainer-test", tmp_path)
     assert_same_weights(full, resumed)
     assert PUSHED_FILES <= set(files) and not any(name.startswith("checkpoint-") for name in files)
     assert (
@@ -340,23 +335,7 @@ def test_accelerate_script_resumes_exactly_and_pushes(tmp_path, cache_dir):
 
     # step 3 is inside the first epoch (4 steps each): the resumed run skips the batches already seen
     resumed = tmp_path / "resumed"
-    with MockHub() as hub:
-        env = hub.environment(tmp_path / "home", offline_env())
-        run(
-            [
-                *base,
-                "--output_dir",
-                resumed,
-                "--resume_from_checkpoint",
-                full / "step_3",
-                "--no_prediction",
-                "--push_to_hub",
-                "--hub_model_id",
-                "testuser/tsf-accelerate-test",
-            ],
-            env=env,
-        )
-        files = hub.files("testuser/tsf-accelerate-test")
+    files = resume_and_push(base, resumed, full / "step_3", "testuser/tsf-accelerate-test", tmp_path)
     assert_same_weights(full, resumed)
     assert PUSHED_FILES <= set(files) and not any(name.startswith("step_") for name in files)
     assert "top-1 accuracy" in files["README.md"].decode()
@@ -395,21 +374,7 @@ def test_two_cpu_processes_gather_every_sample_once(tmp_path, cache_dir):
 
 
 def test_init_from_imagenet_vit_with_gradient_checkpointing(tmp_path, cache_dir):
-    import torch
-    from transformers import ViTConfig, ViTModel
-
-    torch.manual_seed(0)
-    vit = ViTModel(
-        ViTConfig(
-            hidden_size=32,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            intermediate_size=64,
-            image_size=32,
-            patch_size=8,
-        ),
-        add_pooling_layer=False,
-    )
+    vit = tiny_vit()
     vit.save_pretrained(tmp_path / "vit")
     output = tmp_path / "out"
     run(

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 from torch._dynamo.testing import CompileCounter
+from conftest import TINY, perturb_
 from torch.export import Dim
 
 from tsf_hf import ATTENTION_TYPES, TsfConfig, TsfForVideoClassification
@@ -12,24 +13,8 @@ from tsf_hf import ATTENTION_TYPES, TsfConfig, TsfForVideoClassification
 
 def tiny_model(attention_type: str, num_hidden_layers: int = 2) -> TsfForVideoClassification:
     torch.manual_seed(0)
-    config = TsfConfig(
-        image_size=32,
-        patch_size=8,
-        num_frames=4,
-        hidden_size=32,
-        num_hidden_layers=num_hidden_layers,
-        num_attention_heads=2,
-        intermediate_size=48,
-        attention_type=attention_type,
-        num_labels=5,
-    )
-    model = TsfForVideoClassification(config).eval()
-    # The extra fc after non-final steps starts at zero; random values make every step count in the comparisons.
-    with torch.no_grad():
-        for name, parameter in model.named_parameters():
-            if ".fc." in name or "time_embeddings" in name:
-                parameter.normal_(0.0, 0.2)
-    return model
+    config = TsfConfig(**{**TINY, "num_hidden_layers": num_hidden_layers}, attention_type=attention_type, num_labels=5)
+    return perturb_(TsfForVideoClassification(config))
 
 
 def frame_counts(attention_type: str) -> tuple[int, ...]:

@@ -3,25 +3,16 @@
 import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
-from transformers import TimesformerConfig, TimesformerForVideoClassification
+from conftest import TINY
+from transformers import TimesformerForVideoClassification
 
 from tsf_hf import ATTENTION_TYPES, TsfConfig, TsfForVideoClassification
+from tsf_hf.conversion import transformers_timesformer_config
 from tsf_hf.flops import attention_step_groups, count_macs, main
 
 
 def tiny_config(attention_type: str, **overrides) -> TsfConfig:
-    values = dict(
-        image_size=32,
-        patch_size=8,
-        num_frames=4,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=48,
-        attention_type=attention_type,
-        num_labels=5,
-    )
-    return TsfConfig(**{**values, **overrides})
+    return TsfConfig(**{**TINY, "attention_type": attention_type, "num_labels": 5, **overrides})
 
 
 @pytest.mark.parametrize(
@@ -72,11 +63,7 @@ def test_count_equals_torch_flop_counter(attention_type, num_frames, height, wid
 def test_per_group_qkv_count_what_transformers_runs(attention_type):
     """transformers' port, like the original, normalises and projects (qkv) every group's copy of cls."""
     config = tiny_config(attention_type)
-    their_config = TimesformerConfig(
-        image_size=32, patch_size=8, num_frames=4, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=48, attention_type=attention_type, num_labels=5,
-    )
-    model = TimesformerForVideoClassification(their_config).eval()
+    model = TimesformerForVideoClassification(transformers_timesformer_config(config)).eval()
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         model(torch.randn(2, 4, 3, 32, 32))
     assert counter.get_total_flops() == 2 * count_macs(config, per_group_qkv=True).flops

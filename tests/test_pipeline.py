@@ -13,6 +13,7 @@ import av
 import numpy as np
 import pytest
 import torch
+from conftest import TINY
 from transformers import pipeline
 
 from tsf_hf import TsfConfig, TsfForVideoClassification, TsfImageProcessor, TsfVideoProcessor
@@ -25,15 +26,7 @@ def tiny_model() -> TsfForVideoClassification:
     """A one-layer model on 32x32 frames, 4 frames, 4 labels, seeded."""
     torch.manual_seed(0)
     config = TsfConfig(
-        image_size=32,
-        patch_size=8,
-        num_frames=4,
-        hidden_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=64,
-        id2label=LABELS,
-        label2id={label: index for index, label in LABELS.items()},
+        **{**TINY, "num_hidden_layers": 1}, id2label=LABELS, label2id={label: index for index, label in LABELS.items()}
     )
     return TsfForVideoClassification(config).eval()
 

@@ -67,6 +67,9 @@ class DatasetSpec:
     test_protocol: str = "1 temporal clip x 3 spatial crops"
 
 
+_KINETICS_SAMPLING_RATES = {(8, 224): 32, (16, 448): 16, (96, 224): 4}
+"""Frame stride of the Kinetics-400 and -600 checkpoints, by `(num_frames, image_size)`."""
+
 DATASETS: dict[str, DatasetSpec] = {
     "k400": DatasetSpec(
         key="k400",
@@ -75,7 +78,7 @@ DATASETS: dict[str, DatasetSpec] = {
         num_classes=400,
         label_file="kinetics400_id2label.json",
         sampling_strategy="dense",
-        sampling_rates={(8, 224): 32, (16, 448): 16, (96, 224): 4},
+        sampling_rates=_KINETICS_SAMPLING_RATES,
         results={(8, 224): "78.0 / 93.7", (16, 448): "79.7 / 94.4", (96, 224): "80.7 / 94.7"},
     ),
     "k600": DatasetSpec(
@@ -85,7 +88,7 @@ DATASETS: dict[str, DatasetSpec] = {
         num_classes=600,
         label_file="kinetics600_id2label.json",
         sampling_strategy="dense",
-        sampling_rates={(8, 224): 32, (16, 448): 16, (96, 224): 4},
+        sampling_rates=_KINETICS_SAMPLING_RATES,
         results={(8, 224): "79.1 / 94.4", (16, 448): "81.8 / 95.8", (96, 224): "82.2 / 95.6"},
     ),
     "ssv2": DatasetSpec(
@@ -321,22 +324,24 @@ _BLOCK_KEYS_ORIGINAL_TO_TRANSFORMERS = {
     "temporal_attn.proj": "temporal_attention.output.dense",
     "temporal_fc": "temporal_dense",
 }
-_TOP_KEYS_ORIGINAL_TO_TRANSFORMERS = {
-    "cls_token": "timesformer.embeddings.cls_token",
-    "pos_embed": "timesformer.embeddings.position_embeddings",
-    "time_embed": "timesformer.embeddings.time_embeddings",
-    "patch_embed.proj": "timesformer.embeddings.patch_embeddings.projection",
-    "norm": "timesformer.layernorm",
-    "head": "classifier",
+# original key prefix -> the same module inside either encoder (transformers' `timesformer.`, tsf's `tsf.`)
+_TOP_KEYS_ORIGINAL_TO_ENCODER = {
+    "cls_token": "embeddings.cls_token",
+    "pos_embed": "embeddings.position_embeddings",
+    "time_embed": "embeddings.time_embeddings",
+    "patch_embed.proj": "embeddings.patch_embeddings.projection",
+    "norm": "layernorm",
 }
-_TOP_KEYS_ORIGINAL_TO_TSF = {
-    "cls_token": "tsf.embeddings.cls_token",
-    "pos_embed": "tsf.embeddings.position_embeddings",
-    "time_embed": "tsf.embeddings.time_embeddings",
-    "patch_embed.proj": "tsf.embeddings.patch_embeddings.projection",
-    "norm": "tsf.layernorm",
-    "head": "classifier",
-}
+
+
+def _top_keys_original_to(encoder_prefix: str) -> dict[str, str]:
+    """Original top-level key prefixes -> those of a model whose encoder is at `encoder_prefix`."""
+    keys = {key: f"{encoder_prefix}.{name}" for key, name in _TOP_KEYS_ORIGINAL_TO_ENCODER.items()}
+    return {**keys, "head": "classifier"}
+
+
+_TOP_KEYS_ORIGINAL_TO_TRANSFORMERS = _top_keys_original_to("timesformer")
+_TOP_KEYS_ORIGINAL_TO_TSF = _top_keys_original_to("tsf")
 
 
 def _block_keys_original_to_tsf(attention_type: str) -> dict[str, str]:
@@ -1430,8 +1435,9 @@ def convert_imagenet_vit(
 
 
 def add_conversion_arguments(parser: argparse.ArgumentParser, verify_help: str) -> None:
-    """Adds the options every converter script takes: `--dataset`, `--label_file`, `--verify`, `--tolerance` and
-    `--push_to_hub`."""
+    """Adds the options every converter script takes: `--output_dir`, `--dataset`, `--label_file`, `--verify`,
+    `--tolerance` and `--push_to_hub`."""
+    parser.add_argument("--output_dir", required=True, help="folder to write the tsf_hf model folder to")
     parser.add_argument(
         "--dataset",
         choices=sorted(DATASETS),
@@ -1446,6 +1452,12 @@ def add_conversion_arguments(parser: argparse.ArgumentParser, verify_help: str) 
         "--tolerance", type=float, default=1e-4, help="largest accepted |logit difference| for --verify"
     )
     parser.add_argument("--push_to_hub", metavar="REPO_ID", default=None, help="upload the folder to this Hub repo")
+
+
+def conversion_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments every `convert_*` function takes, from the options of `add_conversion_arguments`."""
+    names = ("dataset", "label_file", "verify", "tolerance", "push_to_hub")
+    return {name: getattr(args, name) for name in names}
 
 
 def image_size_from_argument(values: list[int] | None) -> int | tuple[int, int] | None:
@@ -1475,6 +1487,7 @@ def run_conversion(convert: Callable[[], ConversionResult], describe: Callable[[
 
 __all__ = [
     "add_conversion_arguments",
+    "conversion_options",
     "image_size_from_argument",
     "run_conversion",
     "DATASETS",
