@@ -10,8 +10,9 @@ import torch
 from huggingface_hub import HfApi, hf_hub_download
 from huggingface_hub.errors import EntryNotFoundError
 
+from conftest import tiny_vit
 from hub_mock import mock_hub  # noqa: F401  (pytest fixture)
-from test_conversion import _timesformer_folder, _tiny_vit, original_state_dict, random_video, save_original_checkpoint
+from test_conversion import _timesformer_folder, original_state_dict, random_video, save_original_checkpoint
 from tsf_hf.conversion import (
     convert_imagenet_vit,
     convert_original_checkpoint,
@@ -134,7 +135,7 @@ def test_convert_from_hub_repos_reads_weights_strictly(tmp_path, mock_hub):
     video = random_video(4, 32)
     with torch.no_grad():
         torch.testing.assert_close(result.model(video).logits, source(video).logits, atol=1e-6, rtol=0)
-    vit = _tiny_vit()
+    vit = tiny_vit()
     vit.save_pretrained(tmp_path / "vit")
     push_folder_to_hub(tmp_path / "vit", "tiny-vit")
     result = convert_imagenet_vit("testuser/tiny-vit", num_frames=4, image_size=32, num_labels=3, verify=True)
