@@ -1,22 +1,34 @@
 """TimeSformer configuration."""
 
+from dataclasses import dataclass
+
 from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig
 from transformers.activations import ACT2FN
 
 
-ATTENTION_TYPES = ("space_only", "joint_space_time", "divided_space_time", "sparse_local_global", "axial")
-"""The space-time attention schemes of the paper."""
+@dataclass(frozen=True)
+class AttentionScheme:
+    """One space-time attention scheme: the attention steps of a block, in order (step kinds are the groupings of
+    `modeling_tsf.STEP_GROUPINGS`), and whether every frame is an independent sequence with its own cls and no
+    temporal position table (tokens are averaged over frames after the last block). Every step but the last is
+    followed by an extra Linear(D, D) (the original's `temporal_fc`)."""
 
-ATTENTION_STEPS = {
-    "space_only": ("space",),
-    "joint_space_time": ("joint",),
-    "divided_space_time": ("time", "space"),
-    "sparse_local_global": ("local", "global"),
-    "axial": ("time", "width", "height"),
+    steps: tuple[str, ...]
+    frames_are_sequences: bool = False
+
+
+ATTENTION_SCHEMES = {
+    "space_only": AttentionScheme(steps=("space",), frames_are_sequences=True),
+    "joint_space_time": AttentionScheme(steps=("joint",)),
+    "divided_space_time": AttentionScheme(steps=("time", "space")),
+    "sparse_local_global": AttentionScheme(steps=("local", "global")),
+    "axial": AttentionScheme(steps=("time", "width", "height")),
 }
-"""The attention steps of one block of each scheme, in order. Every step but the last is followed by an extra
-Linear(D, D) (the original's `temporal_fc`)."""
+"""The space-time attention schemes of the paper, by `attention_type`."""
+
+ATTENTION_TYPES = tuple(ATTENTION_SCHEMES)
+"""The names of the schemes (`TsfConfig.attention_type` values)."""
 
 POSITION_INTERPOLATION_MODES = ("nearest", "bilinear", "bicubic")
 
@@ -113,9 +125,14 @@ class TsfConfig(PreTrainedConfig):
         return _as_pair(self.image_size)
 
     @property
+    def scheme(self) -> AttentionScheme:
+        """The `AttentionScheme` of `attention_type`."""
+        return ATTENTION_SCHEMES[self.attention_type]
+
+    @property
     def attention_steps(self) -> tuple[str, ...]:
-        """Names of the attention steps of one block, in order (see `ATTENTION_STEPS`)."""
-        return ATTENTION_STEPS[self.attention_type]
+        """Names of the attention steps of one block, in order."""
+        return self.scheme.steps
 
     def validate_architecture(self):
         """Rejects invalid values and combinations, naming the field, the value and what is allowed."""
@@ -157,4 +174,4 @@ class TsfConfig(PreTrainedConfig):
         check(self.layer_norm_eps > 0.0, "layer_norm_eps", "positive")
 
 
-__all__ = ["TsfConfig"]
+__all__ = ["ATTENTION_SCHEMES", "ATTENTION_TYPES", "AttentionScheme", "TsfConfig"]

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from transformers.utils import logging
 
-from .configuration_tsf import ATTENTION_STEPS, TsfConfig
+from .configuration_tsf import TsfConfig
 from .modeling_tsf import TsfForVideoClassification
 
 
@@ -721,7 +721,7 @@ def vit_to_tsf_state_dict(
     }
     if config.attention_type != "space_only":
         state["embeddings.time_embeddings"] = torch.zeros(1, config.num_frames, hidden_size)
-    steps = ATTENTION_STEPS[config.attention_type]
+    steps = config.attention_steps
     for index in range(config.num_hidden_layers):
         source, target = f"blocks.{index}.", f"layers.{index}."
         for kind in ("weight", "bias"):
