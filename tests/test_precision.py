@@ -7,6 +7,7 @@ from conftest import TINY, perturb_
 
 from tsf_hf import ATTENTION_TYPES, TsfConfig, TsfForVideoClassification, modeling_tsf
 from tsf_hf.modeling_tsf import chunked_attention_forward, eager_attention_forward
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS, AttentionInterface
 
 
 def tiny_model(attention_type: str, **overrides) -> TsfForVideoClassification:
@@ -51,14 +52,14 @@ def test_chunked_attention_in_bfloat16_is_as_close_as_torch_kernel():
 
 
 def count_chunked_calls(monkeypatch) -> list:
+    """Records the query shape of every call of the registered `tsf_chunked` backend."""
     calls = []
-    original = modeling_tsf.chunked_attention_forward
 
     def counting(*args, **kwargs):
         calls.append(args[1].shape)
-        return original(*args, **kwargs)
+        return chunked_attention_forward(*args, **kwargs)
 
-    monkeypatch.setattr(modeling_tsf, "chunked_attention_forward", counting)
+    monkeypatch.setitem(AttentionInterface._global_mapping, "tsf_chunked", counting)
     return calls
 
 
@@ -147,3 +148,40 @@ def test_base_model_bfloat16_logits_within_tolerance(attention_type):
         bfloat16_residual_logits = model(pixel_values.bfloat16()).logits
     error = (logits.float() - expected).abs().max()
     assert error < (bfloat16_residual_logits.float() - expected).abs().max()
+
+
+def test_chunked_backend_is_selectable_and_trains_like_eager():
+    """`attn_implementation="tsf_chunked"` is a registered backend: selectable by name, and in training (gradients,
+    attention dropout) it gives eager's loss and gradients."""
+    assert "tsf_chunked" in ALL_ATTENTION_FUNCTIONS.valid_keys()
+    torch.manual_seed(0)
+    config = TsfConfig(**{**TINY, "num_frames": 3}, attention_type="sparse_local_global", num_labels=5)
+    model = perturb_(TsfForVideoClassification._from_config(config, attn_implementation="tsf_chunked")).double()
+    assert model.config._attn_implementation == "tsf_chunked"
+    pixel_values = torch.randn(2, 3, 3, 24, 40, dtype=torch.float64)  # odd grid: masked padding
+    labels = torch.tensor([1, 4])
+    gradients = {}
+    for implementation in ("eager", "tsf_chunked"):
+        model.set_attn_implementation(implementation)
+        model.zero_grad()
+        loss = model(pixel_values, labels=labels).loss
+        loss.backward()
+        gradients[implementation] = [parameter.grad.clone() for parameter in model.parameters()]
+    for chunked, eager in zip(gradients["tsf_chunked"], gradients["eager"]):
+        torch.testing.assert_close(chunked, eager, rtol=0, atol=1e-12)
+
+
+def test_chunked_backend_applies_attention_dropout():
+    """In training with `attention_probs_dropout_prob`, the chunked backend drops probabilities as eager does: the
+    same random stream gives the same result."""
+    config = TsfConfig(**TINY, attention_probs_dropout_prob=0.5, num_labels=3)
+    torch.manual_seed(0)
+    model = perturb_(TsfForVideoClassification(config)).double().train()
+    pixel_values = torch.randn(1, 4, 3, 32, 32, dtype=torch.float64)
+    logits = {}
+    for implementation in ("eager", "tsf_chunked"):
+        model.set_attn_implementation(implementation)
+        torch.manual_seed(1)
+        logits[implementation] = model(pixel_values).logits
+    model.eval()
+    torch.testing.assert_close(logits["tsf_chunked"], logits["eager"], rtol=0, atol=1e-12)

@@ -17,6 +17,14 @@ class AttentionScheme:
     steps: tuple[str, ...]
     frames_are_sequences: bool = False
 
+    def sequences_per_clip(self, num_frames: int) -> int:
+        """Attention sequences one clip of `num_frames` frames is split into."""
+        return num_frames if self.frames_are_sequences else 1
+
+    def sequence_grid(self, num_frames: int, rows: int, cols: int) -> tuple[int, int, int]:
+        """`(frames, rows, cols)` patch grid of one attention sequence of a clip."""
+        return (1 if self.frames_are_sequences else num_frames, rows, cols)
+
 
 ATTENTION_SCHEMES = {
     "space_only": AttentionScheme(steps=("space",), frames_are_sequences=True),

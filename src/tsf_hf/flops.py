@@ -27,9 +27,11 @@ Example:
 """
 
 import argparse
+import math
 from dataclasses import asdict, dataclass
 
 from .configuration_tsf import ATTENTION_TYPES, TsfConfig, _as_pair
+from .grouping_tsf import STEP_GROUPINGS, TokenGrouper
 
 
 @dataclass(frozen=True)
@@ -81,38 +83,16 @@ class MacCount:
         return {**asdict(self), "total": self.total}
 
 
-def _two_way_split(size: int) -> tuple[int, int]:
-    """(groups, positions per group) of an axis split in two halves or two parity classes; an odd axis is padded by
-    one masked position, which is computed like a real one. An axis of one position is not split."""
-    return (1, 1) if size == 1 else (2, (size + 1) // 2)
-
-
 def attention_step_groups(step: str, num_frames: int, grid_height: int, grid_width: int) -> StepGroups:
-    """The groups of one attention step (`space`, `joint`, `time`, `local`, `global`, `width`, `height`) for a clip
-    of `num_frames` frames of `grid_height` x `grid_width` patches."""
-    patches = grid_height * grid_width
-    if step == "time":
-        return StepGroups(step, patches * num_frames, patches, num_frames)
-    if step == "space":
-        num_groups, patches_per_group = num_frames, patches
-    elif step == "joint":
-        num_groups, patches_per_group = 1, patches * num_frames
-    elif step == "width":
-        num_groups, patches_per_group = num_frames * grid_height, grid_width
-    elif step == "height":
-        num_groups, patches_per_group = num_frames * grid_width, grid_height
-    elif step in ("local", "global"):
-        # local: 2x2 spatial blocks over all frames; global: parity classes of frames, rows and columns
-        splits = [_two_way_split(grid_height), _two_way_split(grid_width)]
-        splits.append(_two_way_split(num_frames) if step == "global" else (1, num_frames))
-        num_groups, patches_per_group = 1, 1
-        for axis_groups, axis_positions in splits:
-            num_groups *= axis_groups
-            patches_per_group *= axis_positions
-    else:
-        raise ValueError(f"step must be one of space, joint, time, local, global, width, height, got {step!r}")
-    # every step but the temporal one attends to cls, with a copy of it in each group
-    return StepGroups(step, 1 + patches * num_frames, num_groups, 1 + patches_per_group)
+    """The groups of one attention step (a key of `STEP_GROUPINGS`: `space`, `joint`, `time`, `local`, `global`,
+    `width`, `height`) for a sequence of `num_frames` frames of `grid_height` x `grid_width` patches, as
+    `TokenGrouper` forms them."""
+    if step not in STEP_GROUPINGS:
+        raise ValueError(f"step must be one of {tuple(STEP_GROUPINGS)}, got {step!r}")
+    grouper = TokenGrouper(STEP_GROUPINGS[step], num_frames, grid_height, grid_width)
+    cls_tokens = int(grouper.attends_cls)
+    patches = num_frames * grid_height * grid_width
+    return StepGroups(step, cls_tokens + patches, grouper.num_groups, grouper.group_length)
 
 
 def count_macs(
@@ -148,25 +128,24 @@ def count_macs(
     grid_height, grid_width = height // patch, width // patch
     patches = grid_height * grid_width
     width_d = config.hidden_size
-
-    if config.attention_type == "space_only":
-        # Every frame is its own sequence of 1 + N tokens, with its own cls, through every block.
-        steps = [StepGroups("space", num_frames * (1 + patches), num_frames, 1 + patches)]
-        block_tokens = num_frames * (1 + patches)
-    else:
-        steps = [attention_step_groups(step, num_frames, grid_height, grid_width) for step in config.attention_steps]
-        block_tokens = 1 + patches * num_frames
-
-    layers = config.num_hidden_layers
-    grouped = sum(step.grouped_tokens for step in steps)
-    qkv_tokens = grouped if per_group_qkv else sum(step.tokens for step in steps)
+    # counted per attention sequence: one per clip, or one per frame when frames are independent sequences
+    sequences = config.scheme.sequences_per_clip(num_frames)
+    sequence_grid = config.scheme.sequence_grid(num_frames, grid_height, grid_width)
+    steps = [attention_step_groups(step, *sequence_grid) for step in config.attention_steps]
+    grouped_tokens = sequences * sum(step.grouped_tokens for step in steps)
+    step_tokens = sequences * sum(step.tokens for step in steps)
+    qkv_tokens = grouped_tokens if per_group_qkv else step_tokens
+    fc_tokens = sequences * sum(step.tokens for step in steps[:-1])
+    token_pairs = sequences * sum(step.token_pairs for step in steps)
+    block_tokens = sequences * (1 + math.prod(sequence_grid))
+    blocks = config.num_hidden_layers
     return MacCount(
         patch_embedding=num_frames * patches * config.num_channels * patch * patch * width_d,
-        qkv=layers * qkv_tokens * width_d * 3 * width_d,
-        attention=layers * sum(step.token_pairs for step in steps) * 2 * width_d,
-        proj=layers * grouped * width_d * width_d,
-        fc=layers * sum(step.tokens for step in steps[:-1]) * width_d * width_d,
-        mlp=layers * block_tokens * 2 * width_d * config.intermediate_size,
+        qkv=blocks * qkv_tokens * width_d * 3 * width_d,
+        attention=blocks * token_pairs * 2 * width_d,
+        proj=blocks * grouped_tokens * width_d * width_d,
+        fc=blocks * fc_tokens * width_d * width_d,
+        mlp=blocks * block_tokens * 2 * width_d * config.intermediate_size,
         head=width_d * num_labels,
     )
 

@@ -13,35 +13,12 @@ from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import ImageClassifierOutput
-from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS, AttentionInterface
 from transformers.utils import ModelOutput
 from transformers.utils.generic import is_flash_attention_requested
 
 from .configuration_tsf import TsfConfig
-
-
-# How each attention step splits the token grid (rows, cols, frames) into groups that attend within themselves.
-# Per axis: "group" (every index is its own group), "token" (the whole axis is inside one group), "block2" (two
-# contiguous halves are two groups) or "stride2" (indices of equal parity form a group). Odd sizes of the last two
-# are padded by one masked token. `attends_cls`: the cls token is copied into every group and its updates are
-# averaged over the groups; steps that do not attend to cls leave it unchanged.
-@dataclass(frozen=True)
-class StepGrouping:
-    rows: str
-    cols: str
-    frames: str
-    attends_cls: bool = True
-
-
-STEP_GROUPINGS = {
-    "time": StepGrouping(rows="group", cols="group", frames="token", attends_cls=False),
-    "space": StepGrouping(rows="token", cols="token", frames="group"),
-    "joint": StepGrouping(rows="token", cols="token", frames="token"),
-    "local": StepGrouping(rows="block2", cols="block2", frames="token"),
-    "global": StepGrouping(rows="stride2", cols="stride2", frames="stride2"),
-    "width": StepGrouping(rows="group", cols="token", frames="group"),
-    "height": StepGrouping(rows="token", cols="group", frames="group"),
-}
+from .grouping_tsf import STEP_GROUPINGS, TokenGrouper
 
 
 @dataclass
@@ -67,103 +44,6 @@ class TsfModelOutput(ModelOutput):
     pooler_output: torch.FloatTensor | None = None
     hidden_states: tuple[torch.FloatTensor, ...] | None = None
     attentions: tuple[dict[str, torch.FloatTensor], ...] | None = None
-
-
-def _axis_split(size: int, mode: str) -> tuple[int, int, bool]:
-    """(outer, inner, group_is_outer) factors of one padded axis, for a grouping `mode`."""
-    if mode == "group":
-        return size, 1, True
-    if mode == "token" or size == 1:
-        return 1, size, True
-    half = (size + 1) // 2
-    return (2, half, True) if mode == "block2" else (half, 2, False)
-
-
-class TokenGrouper:
-    """Reshapes patch tokens `(B, rows * cols * frames, D)` (patch-major, frame-minor) into attention groups
-    `(B * groups, tokens, D)` for one step, and back. Odd axes of `block2`/`stride2` steps are padded with one
-    masked token; `key_padding_mask` then says which tokens are real."""
-
-    def __init__(self, grouping: StepGrouping, num_frames: int, rows: int, cols: int):
-        self.sizes = (rows, cols, num_frames)
-        splits = [_axis_split(size, mode) for size, mode in zip(self.sizes, (grouping.rows, grouping.cols, grouping.frames))]
-        self.padded_sizes = tuple(outer * inner for outer, inner, _ in splits)
-        # view of the padded grid: (B, rows_outer, rows_inner, cols_outer, cols_inner, frames_outer, frames_inner, D)
-        self.view_shape = tuple(factor for outer, inner, _ in splits for factor in (outer, inner))
-        group_dims = [1 + 2 * axis + (0 if group_outer else 1) for axis, (_, _, group_outer) in enumerate(splits)]
-        token_dims = [1 + 2 * axis + (1 if group_outer else 0) for axis, (_, _, group_outer) in enumerate(splits)]
-        frames_axis, rows_axis, cols_axis = 2, 0, 1
-        self.permutation = (
-            0,
-            *(group_dims[axis] for axis in (frames_axis, rows_axis, cols_axis)),
-            *(token_dims[axis] for axis in (rows_axis, cols_axis, frames_axis)),
-            7,
-        )
-        self.inverse_permutation = tuple(self.permutation.index(dim) for dim in range(8))
-        self.num_groups = 1
-        for dim in self.permutation[1:4]:
-            self.num_groups *= self.view_shape[dim - 1]
-        self.num_tokens = 1
-        for dim in self.permutation[4:7]:
-            self.num_tokens *= self.view_shape[dim - 1]
-        self.is_padded = self.padded_sizes != self.sizes
-
-    def _padded_grid(self, tokens: torch.Tensor) -> torch.Tensor:
-        """`(B, rows * cols * frames, C)` -> `(B, *view_shape, C)`, padded where needed (a view when not)."""
-        batch_size, _, channels = tokens.shape
-        grid = tokens.view(batch_size, *self.sizes, channels)
-        if self.is_padded:
-            pad = [0, 0]
-            for size, padded in zip(reversed(self.sizes), reversed(self.padded_sizes)):
-                pad += [0, padded - size]
-            grid = F.pad(grid, pad)
-        return grid.view(batch_size, *self.view_shape, channels)
-
-    def group(self, tokens: torch.Tensor) -> torch.Tensor:
-        """`(B, rows * cols * frames, C)` -> `(B * groups, tokens, C)`."""
-        batch_size, _, channels = tokens.shape
-        grid = self._padded_grid(tokens).permute(self.permutation)
-        return grid.reshape(batch_size * self.num_groups, self.num_tokens, channels)
-
-    def group_heads(
-        self, qkv: torch.Tensor, num_heads: int, prefix: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Fused projections `(B, rows * cols * frames, 3 * D)` -> contiguous query, key and value
-        `(B * groups, heads, tokens, D / heads)`, already in the layout attention kernels read. With `prefix`
-        `(B, 1, 3 * D)` (the cls row), every group starts with a copy of it (`1 + tokens`)."""
-        batch_size, _, channels = qkv.shape
-        head_dim = channels // (3 * num_heads)
-        offset = 0 if prefix is None else 1
-        grid = self._padded_grid(qkv).view(batch_size, *self.view_shape, 3, num_heads, head_dim)
-        # (B, view..., 3, H, hd) -> (3, B, groups..., H, tokens..., hd)
-        group_dims, token_dims = self.permutation[1:4], self.permutation[4:7]
-        grid = grid.permute(7, 0, *group_dims, 8, *token_dims, 9)
-        heads = grid.reshape(3, batch_size, self.num_groups, num_heads, self.num_tokens, head_dim)
-        if prefix is not None:
-            prefix = prefix.view(batch_size, 1, 3, num_heads, head_dim).permute(2, 0, 1, 3, 4)  # (3, B, 1, H, hd)
-            prefix = prefix.unsqueeze(4).expand(-1, -1, self.num_groups, -1, -1, -1)
-            heads = torch.cat([prefix, heads], dim=4)
-        return heads.reshape(3, batch_size * self.num_groups, num_heads, offset + self.num_tokens, head_dim).unbind(0)
-
-    def ungroup(self, grouped: torch.Tensor, batch_size: int, prefix: bool = False) -> torch.Tensor:
-        """Inverse of `group`: `(B * groups, [1 +] tokens, C)` -> `(B, [1 +] rows * cols * frames, C)`, dropping
-        padding. With `prefix`, row 0 of the result is the mean of the groups' prefix rows."""
-        channels = grouped.shape[-1]
-        offset = 1 if prefix else 0
-        permuted_shape = [batch_size] + [self.view_shape[dim - 1] for dim in self.permutation[1:7]] + [channels]
-        grid = grouped[:, offset:].reshape(permuted_shape).permute(self.inverse_permutation)
-        if self.is_padded:
-            rows, cols, num_frames = self.sizes
-            grid = grid.reshape(batch_size, *self.padded_sizes, channels)[:, :rows, :cols, :num_frames]
-        if not prefix:
-            return grid.reshape(batch_size, -1, channels)
-        prefix_mean = grouped[:, :1].reshape(batch_size, self.num_groups, channels).mean(1, keepdim=True)
-        return torch.cat([prefix_mean, grid.reshape(batch_size, -1, channels)], dim=1)
-
-    def key_padding_mask(self, device: torch.device) -> torch.Tensor:
-        """`(groups, tokens)` bool, True for real tokens."""
-        real = torch.ones(1, self.sizes[0] * self.sizes[1] * self.sizes[2], 1, device=device)
-        return self.group(real)[..., 0] > 0
 
 
 def eager_attention_forward(
@@ -202,37 +82,54 @@ def chunked_attention_forward(
     dropout: float = 0.0,
     **kwargs,
 ) -> tuple[torch.Tensor, None]:
-    """Softmax attention computed a few (group, head) pairs at a time, for inference in bfloat16 on CPU, where
-    PyTorch's fused attention kernel runs at a fraction of the bfloat16 matmul rate and the full score tensor of
-    eager attention does not fit in cache. Same arguments and output layout as `eager_attention_forward`
-    (`attention_mask` additive, `(groups, 1, 1, tokens)`); no dropout, no weights."""
+    """The `"tsf_chunked"` attention backend: softmax attention computed a few (group, head) pairs at a time, so each
+    chunk's scores stay in cache and every product is a plain batched matmul. On CPU in bfloat16 it is several times
+    faster than PyTorch's fused kernel (which runs at a fraction of the bfloat16 matmul rate there). Same arguments
+    and output layout as `eager_attention_forward` (`attention_mask` additive, `(groups, 1, 1, tokens)`); returns no
+    weights."""
     num_groups, num_heads, num_tokens, head_dim = query.shape
     query = (query * scaling).flatten(0, 1)
     key, value = key.flatten(0, 1), value.flatten(0, 1)
     if attention_mask is not None:
         attention_mask = attention_mask.expand(-1, num_heads, -1, -1).flatten(0, 1)
-    output = torch.empty_like(query)
+    tracks_gradients = torch.is_grad_enabled() and any(t.requires_grad for t in (query, key, value))
+    output = None if tracks_gradients else torch.empty_like(query)  # written in place when autograd allows
+    chunks = []
     pairs_per_chunk = max(1, CHUNKED_ATTENTION_SCORES // (num_tokens * num_tokens))
     for start in range(0, query.shape[0], pairs_per_chunk):
         chunk = slice(start, start + pairs_per_chunk)
         scores = torch.bmm(query[chunk], key[chunk].transpose(1, 2))
         if attention_mask is not None:
-            scores += attention_mask[chunk]
-        torch.bmm(scores.softmax(-1), value[chunk], out=output[chunk])
+            scores = scores + attention_mask[chunk]
+        probabilities = F.dropout(scores.softmax(-1), p=dropout, training=dropout > 0)
+        if output is None:
+            chunks.append(torch.bmm(probabilities, value[chunk]))
+        else:
+            torch.bmm(probabilities, value[chunk], out=output[chunk])
+    output = torch.cat(chunks) if output is None else output
     return output.view(num_groups, num_heads, num_tokens, head_dim).transpose(1, 2), None
 
 
-def _uses_chunked_attention(implementation: str, module: nn.Module, query: torch.Tensor) -> bool:
-    """Whether `sdpa` is served by `chunked_attention_forward`: bfloat16 inference on CPU, outside compilation
-    (compiled graphs keep PyTorch's kernel)."""
-    return (
-        implementation == "sdpa"
+AttentionInterface.register("tsf_chunked", chunked_attention_forward)
+
+
+def attention_backend(requested: str, query: torch.Tensor, module: nn.Module, output_attentions: bool) -> str:
+    """The attention backend a step runs, from the model's `attn_implementation`. The one rule that departs from it:
+    `"sdpa"` (the default) runs as `"tsf_chunked"` for bfloat16 inference on CPU outside `torch.compile`, where the
+    chunked backend is several times faster than PyTorch's fused kernel (compiled graphs keep the fused kernel).
+    Returning attention weights always takes `"eager"`, whatever the backend, as only it computes them."""
+    if output_attentions:
+        return "eager"
+    if (
+        requested == "sdpa"
         and query.device.type == "cpu"
         and query.dtype == torch.bfloat16
         and not module.training
         and not (torch.is_grad_enabled() and query.requires_grad)
         and not torch.compiler.is_compiling()
-    )
+    ):
+        return "tsf_chunked"
+    return requested
 
 
 def _attention_mask_for(
@@ -276,6 +173,7 @@ class TsfEmbeddings(nn.Module):
         height, width = config.image_height_width
         self.table_rows, self.table_cols = height // config.patch_size, width // config.patch_size
         self.interpolation = config.position_embedding_interpolation
+        self.scheme = config.scheme
         self.patch_embeddings = TsfPatchEmbeddings(config)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, config.hidden_size))
         self.position_embeddings = nn.Parameter(
@@ -283,7 +181,7 @@ class TsfEmbeddings(nn.Module):
         )
         self.time_embeddings = (
             nn.Parameter(torch.zeros(1, config.num_frames, config.hidden_size))
-            if config.attention_type != "space_only"
+            if not self.scheme.frames_are_sequences
             else None
         )
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
@@ -311,25 +209,28 @@ class TsfEmbeddings(nn.Module):
         return {} if mode == "nearest" else {"align_corners": False}
 
     def forward(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int, int]]:
-        """`(B, T, C, H, W)` -> tokens and the `(frames, rows, cols)` grid. Tokens are `(B, 1 + rows*cols*T, D)`
-        (cls, then patch-major / frame-minor), or for `space_only` `(B * T, 1 + rows*cols, D)` per-frame sequences."""
+        """`(B, T, C, H, W)` -> token sequences and the `(frames, rows, cols)` grid of one sequence: `(B, 1 +
+        rows*cols*T, D)` (cls, then patch-major / frame-minor) on `(T, rows, cols)`, or, for schemes whose frames are
+        independent sequences (no temporal table), `(B * T, 1 + rows*cols, D)` on `(1, rows, cols)`."""
         batch_size, num_frames = pixel_values.shape[:2]
         patches = self.patch_embeddings(pixel_values.flatten(0, 1))
         rows, cols = patches.shape[-2:]
         patches = patches.flatten(2).transpose(1, 2)  # (B*T, N, D)
         cls = (self.cls_token + self.position_embeddings[:, :1]).expand(patches.shape[0], -1, -1)
         tokens = self.dropout(torch.cat([cls, patches + self.spatial_table(rows, cols)], dim=1))
-        if self.time_embeddings is None:
-            return tokens, (num_frames, rows, cols)
+        grid = self.scheme.sequence_grid(num_frames, rows, cols)
+        if self.scheme.frames_are_sequences:
+            return tokens, grid
         hidden_size = tokens.shape[-1]
         cls = tokens[:batch_size, :1]
         patches = tokens[:, 1:].reshape(batch_size, num_frames, rows * cols, hidden_size).transpose(1, 2)
         patches = self.dropout(patches + self.temporal_table(num_frames).unsqueeze(1))  # (B, N, T, D)
-        return torch.cat([cls, patches.reshape(batch_size, -1, hidden_size)], dim=1), (num_frames, rows, cols)
+        return torch.cat([cls, patches.reshape(batch_size, -1, hidden_size)], dim=1), grid
 
 
 class TsfAttention(nn.Module):
-    """Multi-head self-attention within groups, through transformers' attention interface."""
+    """Multi-head self-attention within the groups of one step, through transformers' attention interface: `qkv` on
+    every token (once per token, before grouping), attention within each group, `proj` on each group's output."""
 
     def __init__(self, config: TsfConfig):
         super().__init__()
@@ -344,25 +245,19 @@ class TsfAttention(nn.Module):
         self.proj_dropout = nn.Dropout(config.hidden_dropout_prob)
 
     def forward(
-        self,
-        query: torch.Tensor,
-        key: torch.Tensor,
-        value: torch.Tensor,
-        key_padding_mask: torch.Tensor | None = None,
-        output_attentions: bool = False,
+        self, hidden_states: torch.Tensor, grouper: TokenGrouper, output_attentions: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Attention within groups: query, key and value `(groups, heads, tokens, head_dim)` (from `qkv`, grouped by
-        `TokenGrouper.group_heads`) -> `(groups, tokens, D)` before `proj`, and, if asked, the weights
-        `(groups, heads, tokens, tokens)`. `qkv` acts on every token alike, so callers apply it once per token
-        before grouping, and apply `proj` to this output."""
-        num_groups, _, num_tokens, _ = query.shape
-        implementation = "eager" if output_attentions else self.config._attn_implementation
+        """Normed tokens `(B, [1 +] P, D)` (cls first when the step attends to it) -> the projected update of every
+        group, `(B * groups, group_length, D)`, and, if asked, the weights `(B * groups, heads, group_length,
+        group_length)`."""
+        batch_size = hidden_states.shape[0]
+        query, key, value = grouper.group_heads(self.qkv(hidden_states), self.num_heads)
+        implementation = attention_backend(self.config._attn_implementation, query, self, output_attentions)
         attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(implementation, eager_attention_forward)
-        if _uses_chunked_attention(implementation, self, query):
-            attention_interface = chunked_attention_forward
+        key_padding_mask = grouper.key_padding_mask(batch_size, query.device)
         attention_mask = None
         if key_padding_mask is not None:
-            attention_mask = _attention_mask_for(implementation, key_padding_mask, num_tokens, query.dtype)
+            attention_mask = _attention_mask_for(implementation, key_padding_mask, grouper.group_length, query.dtype)
         attn_output, attn_weights = attention_interface(
             self,
             query,
@@ -372,7 +267,8 @@ class TsfAttention(nn.Module):
             scaling=self.scaling,
             dropout=self.dropout if self.training else 0.0,
         )
-        return attn_output.reshape(num_groups, num_tokens, -1), attn_weights if output_attentions else None
+        attn_output = attn_output.reshape(query.shape[0], grouper.group_length, -1)
+        return self.proj_dropout(self.proj(attn_output)), attn_weights if output_attentions else None
 
 
 class TsfDropPath(nn.Module):
@@ -394,19 +290,40 @@ class TsfDropPath(nn.Module):
         return f"p={self.drop_prob}"
 
 
-class TsfAttentionStep(nn.Module):
-    """One attention step of a block: norm -> attention within the step's groups, and for every step but the last
-    an extra Linear (the original's `temporal_fc`) on the residual."""
+class TsfStepFc(nn.Linear):
+    """The extra Linear(D, D) on the update of every attention step but a block's last (the original's
+    `temporal_fc`). It starts at zero, so a freshly initialised block acts as its last step alone."""
 
-    def __init__(self, config: TsfConfig, name: str, has_fc: bool):
+
+class TsfAttentionStep(nn.Module):
+    """One attention step of a block with its residual: norm -> attention within the step's groups (`qkv`, group,
+    attend, `proj`) -> drop path per group (as the original) -> ungroup (cls averaged over its copies) -> extra fc
+    (every step but the last) -> residual."""
+
+    def __init__(self, config: TsfConfig, name: str, has_fc: bool, drop_path_rate: float = 0.0):
         super().__init__()
         self.name = name
         self.grouping = STEP_GROUPINGS[name]
         self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.attention = TsfAttention(config)
-        self.fc = nn.Linear(config.hidden_size, config.hidden_size) if has_fc else None
+        self.drop_path = TsfDropPath(drop_path_rate)
+        self.fc = TsfStepFc(config.hidden_size, config.hidden_size) if has_fc else None
+
+    def forward(
+        self, hidden_states: torch.Tensor, grid: tuple[int, int, int], output_attentions: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """`hidden_states` `(B, 1 + rows * cols * frames, D)` (cls first) on the `(frames, rows, cols)` grid -> the
+        same shape, and the step's attention weights when asked."""
+        grouper = TokenGrouper(self.grouping, *grid)
+        attends_cls = self.grouping.attends_cls
+        tokens = hidden_states if attends_cls else hidden_states[:, 1:]
+        update, weights = self.attention(self.norm(tokens.to(self.norm.weight.dtype)), grouper, output_attentions)
+        update = grouper.ungroup(self.drop_path(update), hidden_states.shape[0])
         if self.fc is not None:
-            self.fc.zero_init = True  # read by _init_weights
+            update = self.fc(update)
+        if attends_cls:
+            return hidden_states + update, weights
+        return torch.cat([hidden_states[:, :1], hidden_states[:, 1:] + update], dim=1), weights
 
 
 class TsfMLP(nn.Module):
@@ -430,7 +347,8 @@ class TsfLayer(GradientCheckpointingLayer):
         super().__init__()
         names = config.attention_steps
         self.steps = nn.ModuleList(
-            TsfAttentionStep(config, name, has_fc=index < len(names) - 1) for index, name in enumerate(names)
+            TsfAttentionStep(config, name, has_fc=index < len(names) - 1, drop_path_rate=drop_path_rate)
+            for index, name in enumerate(names)
         )
         self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.mlp = TsfMLP(config)
@@ -439,50 +357,15 @@ class TsfLayer(GradientCheckpointingLayer):
     def forward(
         self, hidden_states: torch.Tensor, grid: tuple[int, int, int], output_attentions: bool = False
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor] | None]:
-        """`hidden_states` `(B, 1 + rows*cols*frames, D)` on the `(frames, rows, cols)` grid."""
+        """`hidden_states` `(B, 1 + rows * cols * frames, D)` on the `(frames, rows, cols)` grid -> the same shape,
+        and `{step name: attention weights}` when asked."""
         attentions = {} if output_attentions else None
         for step in self.steps:
-            hidden_states, weights = self.attention_step(step, hidden_states, grid, output_attentions)
+            hidden_states, weights = step(hidden_states, grid, output_attentions)
             if output_attentions:
                 attentions[step.name] = weights
         hidden_states = hidden_states + self.drop_path(self.mlp(self.norm(hidden_states.to(self.norm.weight.dtype))))
         return hidden_states, attentions
-
-    def attention_step(
-        self,
-        step: TsfAttentionStep,
-        hidden_states: torch.Tensor,
-        grid: tuple[int, int, int],
-        output_attentions: bool = False,
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """One attention step with its residual on `(B, 1 + rows*cols*frames, D)` tokens (cls first). Norm and `qkv`
-        act per token, so they run before grouping; drop path acts per group (as in the original), so `proj` and it
-        run on the groups."""
-        batch_size = hidden_states.shape[0]
-        grouper = TokenGrouper(step.grouping, *grid)
-        attends_cls = step.grouping.attends_cls
-        attention = step.attention
-        tokens = hidden_states if attends_cls else hidden_states[:, 1:]
-        qkv = attention.qkv(step.norm(tokens.to(step.norm.weight.dtype)))
-        if attends_cls:
-            query, key, value = grouper.group_heads(qkv[:, 1:], attention.num_heads, prefix=qkv[:, :1])
-        else:
-            query, key, value = grouper.group_heads(qkv, attention.num_heads)
-        key_padding_mask = None
-        if grouper.is_padded:
-            key_padding_mask = grouper.key_padding_mask(hidden_states.device)
-            if attends_cls:
-                key_padding_mask = F.pad(key_padding_mask, (1, 0), value=True)
-            key_padding_mask = key_padding_mask.repeat(batch_size, 1)
-        attended, weights = attention(query, key, value, key_padding_mask, output_attentions)
-        # as the original: projection and drop path per group, then cls averaged over its copies, then the extra fc
-        update = self.drop_path(attention.proj_dropout(attention.proj(attended)))
-        update = grouper.ungroup(update, batch_size, prefix=attends_cls)
-        if step.fc is not None:
-            update = step.fc(update)
-        if attends_cls:
-            return hidden_states + update, weights
-        return torch.cat([hidden_states[:, :1], hidden_states[:, 1:] + update], dim=1), weights
 
 
 class TsfPreTrainedModel(PreTrainedModel):
@@ -516,11 +399,11 @@ class TsfPreTrainedModel(PreTrainedModel):
         table and every step's extra fc (so a block starts as its last step alone); PyTorch's default for the patch
         convolution."""
         std = self.config.initializer_range
-        if isinstance(module, nn.Linear):
-            if getattr(module, "zero_init", False):
-                init.zeros_(module.weight)
-            else:
-                init.trunc_normal_(module.weight, mean=0.0, std=std)
+        if isinstance(module, TsfStepFc):
+            init.zeros_(module.weight)
+            init.zeros_(module.bias)
+        elif isinstance(module, nn.Linear):
+            init.trunc_normal_(module.weight, mean=0.0, std=std)
             if module.bias is not None:
                 init.zeros_(module.bias)
         elif isinstance(module, nn.Conv2d):  # PyTorch's default, which the original keeps for the patch embedding
@@ -613,11 +496,9 @@ class TsfModel(TsfPreTrainedModel):
         pixel_values = self.check_pixel_values(pixel_values)
         batch_size, num_frames = pixel_values.shape[:2]
 
-        hidden_states, (frames, rows, cols) = self.embeddings(pixel_values)
+        hidden_states, grid = self.embeddings(pixel_values)
         if config.residual_in_fp32:
             hidden_states = hidden_states.to(torch.promote_types(hidden_states.dtype, torch.float32))
-        # space_only: frames are independent one-frame sequences in the batch
-        grid = (1, rows, cols) if config.attention_type == "space_only" else (frames, rows, cols)
         all_hidden_states = (hidden_states,) if output_hidden_states else None
         all_attentions = () if output_attentions else None
         for layer in self.layers:
@@ -626,7 +507,7 @@ class TsfModel(TsfPreTrainedModel):
                 all_hidden_states += (hidden_states,)
             if output_attentions:
                 all_attentions += (attentions,)
-        if config.attention_type == "space_only":
+        if config.scheme.frames_are_sequences:  # one sequence per frame: average them
             hidden_states = hidden_states.view(batch_size, num_frames, *hidden_states.shape[1:]).mean(1)
         sequence_output = self.layernorm(hidden_states.to(self.layernorm.weight.dtype))
         output = TsfModelOutput(

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from .configuration_tsf import TsfConfig
-from .modeling_tsf import STEP_GROUPINGS, TokenGrouper
+from .grouping_tsf import STEP_GROUPINGS, TokenGrouper
 from .video_processing_tsf import TsfProcessingMixin
 
 
@@ -18,13 +18,12 @@ def _step_matrix(weights: torch.Tensor, step: str, grid: tuple[int, int, int]) -
     tokens (cls, then P patch tokens patch-major / frame-minor), heads averaged, rows summing to 1. The cls row of a
     step that copies cls into every group is the mean over groups (as the model averages the cls updates); a step
     that leaves cls out keeps it in place."""
-    grouping = STEP_GROUPINGS[step]
-    grouper = TokenGrouper(grouping, *grid)
+    grouper = TokenGrouper(STEP_GROUPINGS[step], *grid)
     num_patches = grid[0] * grid[1] * grid[2]
     dummy = num_patches + 1  # where padded tokens go; dropped below
     members = grouper.group(torch.arange(1, num_patches + 1, dtype=torch.float64).view(1, -1, 1))[..., 0].long()
     members = members.masked_fill(members == 0, dummy)
-    if grouping.attends_cls:
+    if grouper.attends_cls:
         members = torch.cat([torch.zeros_like(members[:, :1]), members], dim=1)
     num_groups, num_tokens = members.shape
     weights = weights.float().mean(1).reshape(-1, num_groups, num_tokens, num_tokens)
@@ -32,7 +31,7 @@ def _step_matrix(weights: torch.Tensor, step: str, grid: tuple[int, int, int]) -
     flat_index = (members[:, :, None] * size + members[:, None, :]).reshape(1, -1).expand(batch_size, -1)
     matrix = torch.zeros(batch_size, size * size).scatter_add_(1, flat_index, weights.reshape(batch_size, -1))
     matrix = matrix.view(batch_size, size, size)[:, :dummy, :dummy]
-    if grouping.attends_cls:
+    if grouper.attends_cls:
         matrix[:, 0] /= num_groups
     else:
         matrix[:, 0, 0] = 1.0
@@ -53,20 +52,20 @@ def attention_rollout(
 
     Returns:
         `(batch, 1 + frames * rows * cols)`: a distribution over cls then the patch tokens (patch-major,
-        frame-minor). For `space_only`, per-frame rollouts averaged over frames, with the frames' cls tokens as
-        entry 0.
+        frame-minor). For schemes whose frames are independent sequences (`space_only`), per-frame rollouts averaged
+        over frames, with the frames' cls tokens as entry 0.
     """
     frames, rows, cols = grid
-    if config.attention_type == "space_only":
-        grid = (1, rows, cols)
+    sequence_grid = config.scheme.sequence_grid(*grid)
     rollout = None
     for layer in reversed(attentions):
         for step in reversed(list(layer)):
-            matrix = _step_matrix(layer[step], step, grid)
+            matrix = _step_matrix(layer[step], step, sequence_grid)
             matrix = 0.5 * matrix + 0.5 * torch.eye(matrix.shape[-1])
             rollout = matrix[:, 0] if rollout is None else torch.einsum("bi,bij->bj", rollout, matrix)
-    if config.attention_type == "space_only":
-        per_frame = rollout.view(-1, frames, 1 + rows * cols) / frames
+    sequences = config.scheme.sequences_per_clip(frames)
+    if sequences > 1:  # one rollout per frame's sequence: average them, cls tokens together, patches in clip order
+        per_frame = rollout.view(-1, sequences, 1 + rows * cols) / sequences
         cls = per_frame[..., 0].sum(1, keepdim=True)
         patches = per_frame[..., 1:].permute(0, 2, 1).reshape(per_frame.shape[0], -1)  # patch-major, frame-minor
         rollout = torch.cat([cls, patches], dim=1)
