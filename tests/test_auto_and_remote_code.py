@@ -37,7 +37,7 @@ def test_save_reload_and_auto_classes(attention_type, tmp_path):
         "AutoModel": "modeling_tsf.TsfModel",
         "AutoModelForVideoClassification": "modeling_tsf.TsfForVideoClassification",
     }
-    assert (tmp_path / "configuration_tsf.py").exists() and (tmp_path / "modeling_tsf.py").exists()
+    assert all((tmp_path / name).exists() for name in ("configuration_tsf.py", "modeling_tsf.py", "grouping_tsf.py"))
 
     assert isinstance(AutoConfig.from_pretrained(tmp_path), TsfConfig)
     reloaded = AutoModelForVideoClassification.from_pretrained(tmp_path).eval()

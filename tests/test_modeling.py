@@ -63,7 +63,8 @@ def test_variants_combine_with_every_attention_type(variant, frames, size, atten
     ],
 )
 def test_invalid_config_names_field_value_and_allowed(overrides, field):
-    with pytest.raises(Exception) as error:
+    wrong_type = isinstance(overrides.get("image_size"), tuple) and len(overrides["image_size"]) != 2
+    with pytest.raises(TypeError if wrong_type else ValueError) as error:
         TsfConfig(**overrides)
     message = str(error.value)
     assert field in message and repr(next(iter(overrides.values())))[:8] in message
@@ -72,7 +73,7 @@ def test_invalid_config_names_field_value_and_allowed(overrides, field):
 
 def test_config_type_checks_and_float_rates():
     assert TsfConfig(drop_path_rate=0.1).drop_path_rate == 0.1
-    with pytest.raises(Exception, match="num_frames"):
+    with pytest.raises(TypeError, match="num_frames"):
         TsfConfig(num_frames="eight")
     with pytest.raises(ValueError, match="variant"):
         TsfConfig.from_variant("huge")
@@ -623,3 +624,87 @@ def test_labels_with_wrong_batch_size_raise():
     model = TsfForVideoClassification(tiny_config())
     with pytest.raises(ValueError, match="labels has 3 rows for 2 videos"):
         model(torch.randn(2, 4, 3, 32, 32), labels=torch.tensor([0, 1, 2]))
+
+
+def labelled_model(**overrides) -> TsfForVideoClassification:
+    return TsfForVideoClassification(tiny_config(**{"num_labels": 4, **overrides})).eval()
+
+
+@pytest.mark.parametrize(
+    ("labels", "error", "message"),
+    [
+        (torch.tensor([0.0, 1.0]), ValueError, r"shape \(2, 4\), got \(2,\).*class indices .* must be integers"),
+        (torch.tensor([0, 4]), ValueError, r"labels\[1\] is 4, outside the 4 classes \[0, 3\]"),
+        (torch.tensor([-1, 0]), ValueError, r"labels\[0\] is -1"),
+        (torch.tensor([[0], [1]]), ValueError, r"shape \(2,\)"),
+        (torch.tensor([True, False]), ValueError, "class indices .* must be integers"),
+    ],
+)
+def test_bad_single_label_targets_raise_before_the_loss(labels, error, message):
+    model = labelled_model()
+    with pytest.raises(error, match=message):
+        model(torch.randn(2, 4, 3, 32, 32), labels=labels)
+    assert model.config.problem_type is None  # a malformed call leaves the problem type unset
+
+
+def test_float_labels_do_not_switch_the_problem_type_for_good():
+    model = labelled_model()
+    pixel_values = torch.randn(2, 4, 3, 32, 32)
+    with pytest.raises(ValueError, match=r"multi_label_classification must have shape \(2, 4\)"):
+        model(pixel_values, labels=torch.tensor([1.0, 0.0]))
+    with pytest.raises(TypeError, match=r"integer class indices of shape \(2,\), got dtype torch.float32"):
+        labelled_model(problem_type="single_label_classification")(pixel_values, labels=torch.tensor([1.0, 0.0]))
+    assert model.config.problem_type is None
+    loss = model(pixel_values, labels=torch.tensor([1, 3])).loss  # correct labels still work
+    assert torch.isfinite(loss) and model.config.problem_type == "single_label_classification"
+
+
+def test_int32_and_ignored_labels_give_the_int64_loss():
+    model = labelled_model()
+    pixel_values = torch.randn(3, 4, 3, 32, 32)
+    with torch.no_grad():
+        expected = model(pixel_values, labels=torch.tensor([1, 3, 2])).loss
+        assert torch.equal(model(pixel_values, labels=torch.tensor([1, 3, 2], dtype=torch.int32)).loss, expected)
+        logits = model(pixel_values).logits
+        ignored = model(pixel_values, labels=torch.tensor([1, -100, 2])).loss
+    torch.testing.assert_close(ignored, F.cross_entropy(logits[[0, 2]], torch.tensor([1, 2])), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [
+        (torch.ones(2, 3), r"must have shape \(2, 4\)"),
+        (torch.full((2, 4), 2.0), r"targets in \[0, 1\]"),
+        (torch.full((2, 4), math.nan), "NaN or infinite"),
+    ],
+)
+def test_bad_multi_label_targets_raise(labels, message):
+    model = labelled_model(problem_type="multi_label_classification")
+    with pytest.raises(ValueError, match=message):
+        model(torch.randn(2, 4, 3, 32, 32), labels=labels)
+
+
+def test_multi_hot_targets_use_the_multi_label_loss():
+    model = labelled_model()
+    targets = torch.tensor([[1.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]])
+    with torch.no_grad():
+        output = model(torch.randn(2, 4, 3, 32, 32), labels=targets)
+    torch.testing.assert_close(output.loss, F.binary_cross_entropy_with_logits(output.logits, targets), rtol=0, atol=1e-6)
+    assert model.config.problem_type == "multi_label_classification"
+
+
+def test_regression_labels_are_checked():
+    model = labelled_model(num_labels=1)
+    with pytest.raises(ValueError, match=r"regression must have shape \(2, 1\), got \(2, 1, 1\)"):
+        model(torch.randn(2, 4, 3, 32, 32), labels=torch.ones(2, 1, 1))
+    assert torch.isfinite(model(torch.randn(2, 4, 3, 32, 32), labels=torch.tensor([0.5, 1.5])).loss)
+
+
+def test_input_on_another_device_names_both_devices():
+    model = TsfModel(TsfConfig(**TINY))
+    with pytest.raises(ValueError, match=r"pixel_values are on device meta but the model is on cpu"):
+        model(torch.randn(1, 4, 3, 32, 32, device="meta"))
+    with torch.device("meta"):
+        meta_model = TsfModel(TsfConfig(**TINY))
+    with pytest.raises(ValueError, match=r"device cpu but the model is on meta"):
+        meta_model(torch.randn(1, 4, 3, 32, 32))

@@ -27,6 +27,7 @@ UPLOADED_FILES = {
     "model.safetensors",
     "configuration_tsf.py",
     "modeling_tsf.py",
+    "grouping_tsf.py",
     "video_processing_tsf.py",
     "image_processing_tsf.py",
     "video_preprocessor_config.json",

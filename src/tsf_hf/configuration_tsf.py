@@ -1,10 +1,21 @@
 """TimeSformer configuration."""
 
+import contextlib
+import dataclasses
+import functools
+import math
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from huggingface_hub.dataclasses import strict
-from transformers import PreTrainedConfig
+from huggingface_hub.errors import StrictDataclassError
+from transformers import GenerationConfig, PreTrainedConfig
 from transformers.activations import ACT2FN
+from transformers.utils import logging
+
+
+logger = logging.get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -46,6 +57,69 @@ VARIANTS = {
     "large": {"num_frames": 96, "image_size": 224},
 }
 """The paper's variants: base 8x224, high resolution 16x448, long range 96x224 (all ViT-B/16)."""
+
+
+KEY_ALIASES = {
+    "img_size": "image_size",
+    "in_chans": "num_channels",
+    "embed_dim": "hidden_size",
+    "depth": "num_hidden_layers",
+    "num_layers": "num_hidden_layers",
+    "num_heads": "num_attention_heads",
+    "mlp_ratio": "intermediate_size",
+    "drop_rate": "hidden_dropout_prob",
+    "attn_drop_rate": "attention_probs_dropout_prob",
+    "drop_path": "drop_path_rate",
+    "num_classes": "num_labels",
+    "attn_type": "attention_type",
+    "attention_mode": "attention_type",
+}
+"""Names other implementations (the original's `VisionTransformer`, timm) give to `TsfConfig` fields: refused with
+the field's name rather than silently ignored."""
+
+_KEYS_TRANSFORMERS_CONSUMES = {
+    "auto_map",
+    "model_type",
+    "num_labels",
+    "torch_dtype",
+    "name_or_path",
+    "_name_or_path",
+    "_commit_hash",
+    "output_attentions",
+    "attn_implementation",
+    "experts_implementation",
+    "per_layer_config",
+    "_attn_implementation_internal",
+    "_experts_implementation_internal",
+    *GenerationConfig._get_default_generation_params(),
+}
+"""Keyword arguments `PreTrainedConfig` itself reads (or that saved config files carry), never reported as unknown."""
+
+
+def _edit_distance(first: str, second: str) -> int:
+    """Levenshtein distance (insertions, deletions, substitutions) between two short strings."""
+    previous = list(range(len(second) + 1))
+    for index, char in enumerate(first, 1):
+        current = [index]
+        for other_index, other_char in enumerate(second, 1):
+            current.append(
+                min(previous[other_index] + 1, current[-1] + 1, previous[other_index - 1] + (char != other_char))
+            )
+        previous = current
+    return previous[-1]
+
+
+@contextlib.contextmanager
+def _plain_validation_errors() -> Iterator[None]:
+    """Re-raises the strict dataclass's validation errors as the `ValueError` / `TypeError` behind them, so callers
+    can catch them as such (and scripts print them as one line)."""
+    try:
+        yield
+    except StrictDataclassError as error:
+        cause = error.__cause__
+        if isinstance(cause, (ValueError, TypeError)):
+            raise cause from None
+        raise ValueError(str(error)) from None
 
 
 def _as_pair(value: int | list[int] | tuple[int, int]) -> tuple[int, int]:
@@ -119,6 +193,72 @@ class TsfConfig(PreTrainedConfig):
     crop_to_patch_multiple: bool = False
     residual_in_fp32: bool = True
 
+    def __post_init__(self, **kwargs: Any) -> None:
+        self._check_unknown_keys(kwargs)
+        if kwargs.get("num_labels") is not None and kwargs["num_labels"] < 0:
+            raise ValueError(f"TsfConfig.num_labels must be >= 0, got {kwargs['num_labels']!r}")
+        super().__post_init__(**kwargs)
+
+    @classmethod
+    def _check_unknown_keys(cls, kwargs: dict[str, Any]) -> None:
+        """Raises for a key that is a near miss (edit distance <= 2) or a known alias of a field, naming both; warns
+        once about other keys the config does not know (they are kept as plain attributes, as transformers does)."""
+        fields = sorted({field.name for field in dataclasses.fields(cls)} | {"num_labels"})
+        for key in sorted(set(kwargs) - _KEYS_TRANSFORMERS_CONSUMES):
+            field = KEY_ALIASES.get(key) or next((name for name in fields if _edit_distance(key, name) <= 2), None)
+            if field is not None:
+                raise TypeError(f"TsfConfig got an unknown key {key!r}: did you mean {field!r}?")
+            logger.warning_once(f"TsfConfig does not know the key {key!r}; it is kept as an attribute but unused")
+
+    @property
+    def num_labels(self) -> int:
+        """Number of classes of a classification head (the length of `id2label`)."""
+        return PreTrainedConfig.num_labels.fget(self)
+
+    @num_labels.setter
+    def num_labels(self, num_labels: int) -> None:
+        if not isinstance(num_labels, int) or isinstance(num_labels, bool) or num_labels < 0:
+            raise ValueError(f"TsfConfig.num_labels must be an integer >= 0, got {num_labels!r}")
+        PreTrainedConfig.num_labels.fset(self, num_labels)
+
+    @classmethod
+    def from_dict(cls, config_dict: dict[str, Any], **kwargs: Any) -> "TsfConfig":
+        """As `PreTrainedConfig.from_dict`, but field overrides in `kwargs` enter the constructor together with the
+        stored values, so related fields (e.g. `hidden_size` and `num_attention_heads`) are validated together."""
+        field_names = {field.name for field in dataclasses.fields(cls)}
+        overrides = {key: kwargs.pop(key) for key in list(kwargs) if key in field_names}
+        return super().from_dict({**config_dict, **overrides}, **kwargs)
+
+    @classmethod
+    def get_config_dict(cls, pretrained_model_name_or_path: Any, **kwargs: Any) -> tuple[dict, dict]:
+        """As `PreTrainedConfig.get_config_dict`, but a folder or repo without a config file is an error rather than
+        the default configuration."""
+        config_dict, kwargs = super().get_config_dict(pretrained_model_name_or_path, **kwargs)
+        if not config_dict:
+            raise FileNotFoundError(
+                f"{pretrained_model_name_or_path}: no config.json found; a tsf_hf model folder needs its config "
+                "(save it with save_pretrained, or convert a checkpoint with the scripts in conversion/)"
+            )
+        return config_dict, kwargs
+
+    def update(self, config_dict: dict[str, Any]) -> None:
+        """Sets several fields at once and validates them together (assigning one field validates it against the
+        others immediately); on an invalid combination nothing changes."""
+        previous = {key: getattr(self, key) for key in config_dict if hasattr(self, key)}
+        try:
+            object.__setattr__(self, "_validation_deferred", True)
+            for key, value in config_dict.items():
+                setattr(self, key, value)
+        finally:
+            object.__setattr__(self, "_validation_deferred", False)
+        try:
+            with _plain_validation_errors():
+                self.validate()
+        except (ValueError, TypeError):
+            for key, value in previous.items():
+                object.__setattr__(self, key, value)
+            raise
+
     @classmethod
     def from_variant(cls, variant: str, **kwargs) -> "TsfConfig":
         """Config of one of the paper's variants (`base`, `hr`, `large`); `kwargs` override any field, e.g.
@@ -178,8 +318,45 @@ class TsfConfig(PreTrainedConfig):
         )
         for field in ("hidden_dropout_prob", "attention_probs_dropout_prob", "drop_path_rate"):
             check(0.0 <= getattr(self, field) < 1.0, field, "in [0, 1)")
-        check(self.initializer_range >= 0.0, "initializer_range", "non-negative")
-        check(self.layer_norm_eps > 0.0, "layer_norm_eps", "positive")
+        check(math.isfinite(self.initializer_range) and self.initializer_range >= 0.0, "initializer_range",
+              "finite and non-negative")
+        check(math.isfinite(self.layer_norm_eps) and self.layer_norm_eps > 0.0, "layer_norm_eps", "finite and positive")
+
+
+_VALIDATED_FIELDS = frozenset(field.name for field in dataclasses.fields(TsfConfig)) - frozenset(
+    field.name for field in dataclasses.fields(PreTrainedConfig)
+)
+_strict_init, _strict_setattr = TsfConfig.__init__, TsfConfig.__setattr__
+_UNSET = object()
+
+
+@functools.wraps(_strict_init)
+def _init_with_plain_errors(self: TsfConfig, *args: Any, **kwargs: Any) -> None:
+    with _plain_validation_errors():
+        _strict_init(self, *args, **kwargs)
+
+
+def _setattr_validated(self: TsfConfig, name: str, value: Any) -> None:
+    """Assignment after construction is validated at once (types, allowed values, and the combination with the other
+    fields); an invalid value is refused and the old one kept."""
+    previous = self.__dict__.get(name, _UNSET)
+    with _plain_validation_errors():
+        _strict_setattr(self, name, value)
+    if name not in _VALIDATED_FIELDS or not self.__dict__.get("_post_init_done") or self.__dict__.get(
+        "_validation_deferred"
+    ):
+        return
+    try:
+        with _plain_validation_errors():
+            self.validate()
+    except (ValueError, TypeError) as error:
+        object.__setattr__(self, name, previous)
+        message = f"{error} (assigned {name}={value!r}; set related fields together with config.update)"
+        raise type(error)(message) from None
+
+
+TsfConfig.__init__ = _init_with_plain_errors
+TsfConfig.__setattr__ = _setattr_validated
 
 
 __all__ = ["ATTENTION_SCHEMES", "ATTENTION_TYPES", "AttentionScheme", "TsfConfig"]

@@ -463,6 +463,13 @@ class TsfModel(TsfPreTrainedModel):
             )
         if batch_size == 0 or num_frames == 0:
             raise ValueError(f"pixel_values needs at least one video and one frame, got shape {tuple(pixel_values.shape)}")
+        weight = self.embeddings.patch_embeddings.projection.weight
+        dispatched = hasattr(self, "_hf_hook") or hasattr(self.embeddings.patch_embeddings.projection, "_hf_hook")
+        if pixel_values.device != weight.device and not dispatched:
+            raise ValueError(
+                f"pixel_values are on device {pixel_values.device} but the model is on {weight.device}; move them "
+                f"with pixel_values.to({str(weight.device)!r})"
+            )
         patch_size = config.patch_size
         if height < patch_size or width < patch_size:
             raise ValueError(f"frames must be at least {patch_size}x{patch_size} (patch_size), got {height}x{width}")
@@ -473,7 +480,7 @@ class TsfModel(TsfPreTrainedModel):
                     f"resize the frames or set config.crop_to_patch_multiple=True to crop the remainder"
                 )
             pixel_values = pixel_values[..., : height - height % patch_size, : width - width % patch_size]
-        return pixel_values.to(self.embeddings.patch_embeddings.projection.weight.dtype)
+        return pixel_values.to(weight.dtype)
 
     def forward(
         self,
@@ -517,6 +524,70 @@ class TsfModel(TsfPreTrainedModel):
             attentions=all_attentions,
         )
         return output if return_dict else output.to_tuple()
+
+
+@dataclass
+class _LossSettings:
+    """What transformers' classification loss reads from a config, without letting it store an inferred problem
+    type on the model's config before the labels are checked."""
+
+    num_labels: int
+    problem_type: str
+
+
+def _inferred_problem_type(labels: torch.Tensor, num_labels: int) -> str:
+    """transformers' rule: one output is regression, integer labels are single-label, anything else multi-label."""
+    if num_labels == 1:
+        return "regression"
+    if isinstance(labels, torch.Tensor) and not labels.is_floating_point() and labels.dtype != torch.bool:
+        return "single_label_classification"
+    return "multi_label_classification"
+
+
+def checked_labels(labels: torch.Tensor, logits: torch.Tensor, problem_type: str) -> torch.Tensor:
+    """Checks `labels` against the logits `(B, num_labels)` for `problem_type` (dtype, shape, range) and returns them
+    in the dtype the loss takes: class indices as int64 (`-100` is ignored, as in transformers), targets as the logits'
+    floating dtype. Raises a `TypeError` / `ValueError` naming the problem rather than letting the loss fail (or, on a
+    GPU, assert on the device)."""
+    batch_size, num_labels = logits.shape
+    if not isinstance(labels, torch.Tensor) or labels.ndim == 0:
+        raise TypeError(f"labels must be a tensor with one row per video, got {labels!r}")
+    if labels.shape[0] != batch_size:
+        raise ValueError(f"labels has {labels.shape[0]} rows for {batch_size} videos")
+    if labels.is_complex():
+        raise TypeError(f"labels must be real numbers, got dtype {labels.dtype}")
+    if problem_type == "single_label_classification":
+        if labels.is_floating_point() or labels.dtype == torch.bool:
+            raise TypeError(
+                f"labels for single-label classification must be integer class indices of shape ({batch_size},), got "
+                f"dtype {labels.dtype} and shape {tuple(labels.shape)}; multi-label targets are floats of shape "
+                f"({batch_size}, {num_labels}) (and set config.problem_type='multi_label_classification')"
+            )
+        if labels.shape != (batch_size,):
+            raise ValueError(f"labels must have shape ({batch_size},) (one class index per video), got {tuple(labels.shape)}")
+        invalid = ((labels < 0) | (labels >= num_labels)) & (labels != -100)
+        if invalid.any():
+            index = int(invalid.nonzero()[0, 0])
+            raise ValueError(
+                f"labels[{index}] is {int(labels[index])}, outside the {num_labels} classes [0, {num_labels - 1}] "
+                "(-100 marks a video to ignore)"
+            )
+        return labels.long()
+    expected_shape = (batch_size, num_labels)
+    if problem_type == "regression" and num_labels == 1:
+        expected_shape = (batch_size,) if labels.ndim == 1 else (batch_size, 1)
+    if labels.shape != expected_shape:
+        hint = ""
+        if problem_type == "multi_label_classification":
+            hint = f" (one {num_labels}-wide multi-hot row per video"
+            hint += "; class indices for single-label classification must be integers)" if labels.ndim == 1 else ")"
+        raise ValueError(f"labels for {problem_type} must have shape {expected_shape}, got {tuple(labels.shape)}{hint}")
+    targets = labels.to(logits.dtype if logits.is_floating_point() else torch.float32)
+    if not torch.isfinite(targets).all():
+        raise ValueError(f"labels for {problem_type} contain NaN or infinite values")
+    if problem_type == "multi_label_classification" and ((targets < 0) | (targets > 1)).any():
+        raise ValueError("labels for multi_label_classification must be targets in [0, 1]")
+    return targets
 
 
 class TsfForVideoClassification(TsfPreTrainedModel):
@@ -569,11 +640,10 @@ class TsfForVideoClassification(TsfPreTrainedModel):
             logits = logits.view(batch_size, num_views, -1).mean(1)
         loss = None
         if labels is not None:
-            if not isinstance(labels, torch.Tensor) or labels.ndim == 0:
-                raise TypeError(f"labels must be a tensor with one row per video, got {labels!r}")
-            if labels.shape[0] != logits.shape[0]:
-                raise ValueError(f"labels has {labels.shape[0]} rows for {logits.shape[0]} videos")
-            loss = self.loss_function(labels, logits, self.config)
+            problem_type = self.config.problem_type or _inferred_problem_type(labels, logits.shape[-1])
+            labels = checked_labels(labels, logits, problem_type)
+            loss = self.loss_function(labels, logits, _LossSettings(logits.shape[-1], problem_type))
+            self.config.problem_type = problem_type  # as transformers does, once a call was valid
         output = ImageClassifierOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
         )
