@@ -59,7 +59,7 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
         "--attention_types", nargs="+", default=list(TRANSFORMERS_SCHEMES), choices=ATTENTION_TYPES + ("all",)
     )
     parser.add_argument(
-        "--attn_implementations", nargs="+", default=["sdpa"], choices=("eager", "sdpa", "flex_attention"),
+        "--attn_implementations", nargs="+", default=["sdpa"], choices=("eager", "sdpa", "flex_attention", "tsf_chunked"),
         help="tsf attention backends (transformers' Timesformer is eager only)",
     )
     parser.add_argument("--dtypes", nargs="+", default=["fp32"], choices=tuple(DTYPES))
