@@ -128,3 +128,26 @@ def test_frozen_compiled_inference_against_both_transformers_rows(tmp_path):
     assert compiled["speedup_over_transformers"] == pytest.approx(theirs_compiled / ours)
     assert "speedup_over_uncompiled_transformers" not in rows["tsf/divided_space_time/sdpa/bf16"]
     assert all(row["max_abs_logit_difference"] < 0.05 for row in rows.values())
+
+
+@pytest.mark.slow
+def test_gpu_check_dry_run_covers_every_section(tmp_path):
+    """`gpu_check.py --dry_run` runs the GPU script's whole flow on the CPU with tiny shapes: every section reports,
+    every scheme and backend reaches the parity tolerance, and the JSON is complete."""
+    output = tmp_path / "gpu_check.json"
+    finished = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "gpu_check.py"), "--dry_run", "--output", str(output)],
+        capture_output=True, text=True, timeout=900,
+    )
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    report = json.loads(output.read_text())
+    sections = report["sections"]
+    assert set(sections) == {"parity", "hr_inference", "joint_memory", "base_training"}
+    assert all("error" not in section for section in sections.values()), sections
+    parity = sections["parity"]["result"]
+    assert {row["attention_type"] for row in parity} == set(ATTENTION_TYPES)
+    assert {row["backend"] for row in parity} == {"eager", "sdpa", "flex_attention", "tsf_chunked"}
+    assert all(row["ok"] for row in parity), [row for row in parity if not row["ok"]]
+    assert sections["hr_inference"]["result"]["speedup"] > 0
+    assert len(sections["joint_memory"]["result"]) == 4  # two models x inference and checkpointed training
+    assert sections["base_training"]["result"]["tsf_clips_per_second"] > 0
