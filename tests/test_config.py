@@ -120,3 +120,10 @@ def test_folder_without_config_is_an_error(tmp_path):
     (tmp_path / "config.json").unlink()
     with pytest.raises(FileNotFoundError, match="no config.json"):
         TsfForVideoClassification.from_pretrained(tmp_path)
+
+
+def test_keys_of_older_transformers_configs_are_not_mistaken_for_typos():
+    """A full transformers 4.x `to_dict()` carries keys like `tie_encoder_decoder`, two edits from the inherited
+    `is_encoder_decoder`: only TimeSformer's own fields are matched for near misses."""
+    config = TsfConfig.from_dict({**TINY, "tie_encoder_decoder": False, "torchscript": False, "pruned_heads": {}})
+    assert config.hidden_size == TINY["hidden_size"]

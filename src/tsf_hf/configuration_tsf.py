@@ -201,9 +201,11 @@ class TsfConfig(PreTrainedConfig):
 
     @classmethod
     def _check_unknown_keys(cls, kwargs: dict[str, Any]) -> None:
-        """Raises for a key that is a near miss (edit distance <= 2) or a known alias of a field, naming both; warns
-        once about other keys the config does not know (they are kept as plain attributes, as transformers does)."""
-        fields = sorted({field.name for field in dataclasses.fields(cls)} | {"num_labels"})
+        """Raises for a key that is a near miss (edit distance <= 2) or a known alias of a TimeSformer field, naming
+        both; warns once about other keys the config does not know (they are kept as plain attributes, as
+        transformers does; keys of transformers' own older configs, e.g. `tie_encoder_decoder`, are among them)."""
+        inherited = {field.name for field in dataclasses.fields(PreTrainedConfig)}
+        fields = sorted({field.name for field in dataclasses.fields(cls)} - inherited | {"num_labels"})
         for key in sorted(set(kwargs) - _KEYS_TRANSFORMERS_CONSUMES):
             field = KEY_ALIASES.get(key) or next((name for name in fields if _edit_distance(key, name) <= 2), None)
             if field is not None:
