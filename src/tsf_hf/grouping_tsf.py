@@ -133,12 +133,15 @@ class TokenGrouper:
         source_axes = ("batch", *self.factor_axes, "qkv", "heads", "head_dim")
         target_axes = ("qkv", "batch", *self.group_axes, "heads", *self.token_axes, "head_dim")
         grid = grid.permute(self._permutation(source_axes, target_axes))
-        heads = grid.reshape(3, batch_size, self.num_groups, num_heads, self.num_tokens, head_dim)
-        if cls_qkv is not None:
-            # (B, 1, 3 * D) -> (3, B, groups, H, 1, hd): the same cls query, key and value in every group
-            cls_heads = cls_qkv.view(batch_size, 3, num_heads, 1, head_dim).transpose(0, 1).unsqueeze(2)
-            heads = torch.cat([cls_heads.expand(-1, -1, self.num_groups, -1, -1, -1), heads], dim=4)
-        return heads.reshape(3, batch_size * self.num_groups, num_heads, self.group_length, head_dim).unbind(0)
+        if cls_qkv is None:
+            heads = grid.reshape(3, batch_size * self.num_groups, num_heads, self.num_tokens, head_dim)
+            return heads.unbind(0)
+        # one copy: the patches into rows 1: of every group, the same cls query, key and value into row 0
+        heads = qkv.new_empty(3, batch_size, self.num_groups, num_heads, self.group_length, head_dim)
+        heads[..., 1:, :].view(grid.shape).copy_(grid)
+        cls_heads = cls_qkv.view(batch_size, 3, num_heads, head_dim).transpose(0, 1)[:, :, None, :, None]
+        heads[..., :1, :].copy_(cls_heads.expand(-1, -1, self.num_groups, -1, -1, -1))
+        return heads.view(3, batch_size * self.num_groups, num_heads, self.group_length, head_dim).unbind(0)
 
     def ungroup(self, grouped: torch.Tensor, batch_size: int) -> torch.Tensor:
         """Inverse of grouping: `(B * groups, group_length, C)` -> `(B, [1 +] rows * cols * frames, C)`, padding
@@ -149,11 +152,13 @@ class TokenGrouper:
         if self.is_padded:
             rows, cols, num_frames = self.sizes
             patches = patches.reshape(batch_size, *self.padded_sizes, channels)[:, :rows, :cols, :num_frames]
-        patches = patches.reshape(batch_size, -1, channels)
         if not self.attends_cls:
-            return patches
-        cls_mean = grouped[:, :1].reshape(batch_size, self.num_groups, channels).mean(1, keepdim=True)
-        return torch.cat([cls_mean, patches], dim=1)
+            return patches.reshape(batch_size, -1, channels)
+        # one copy: the patches into rows 1:, the mean of the groups' cls rows into row 0
+        tokens = grouped.new_empty(batch_size, 1 + math.prod(self.sizes), channels)
+        tokens[:, 1:].view(patches.shape).copy_(patches)
+        tokens[:, :1] = grouped[:, :1].view(batch_size, self.num_groups, channels).mean(1, keepdim=True)
+        return tokens
 
     def key_padding_mask(self, batch_size: int, device: torch.device) -> torch.Tensor | None:
         """`(B * groups, group_length)` bool, True for real tokens (cls included); `None` when nothing is padded."""

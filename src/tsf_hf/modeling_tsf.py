@@ -88,26 +88,24 @@ def chunked_attention_forward(
     and output layout as `eager_attention_forward` (`attention_mask` additive, `(groups, 1, 1, tokens)`); returns no
     weights."""
     num_groups, num_heads, num_tokens, head_dim = query.shape
-    query = (query * scaling).flatten(0, 1)
-    key, value = key.flatten(0, 1), value.flatten(0, 1)
-    if attention_mask is not None:
-        attention_mask = attention_mask.expand(-1, num_heads, -1, -1).flatten(0, 1)
-    tracks_gradients = torch.is_grad_enabled() and any(t.requires_grad for t in (query, key, value))
-    output = None if tracks_gradients else torch.empty_like(query)  # written in place when autograd allows
-    chunks = []
     pairs_per_chunk = max(1, CHUNKED_ATTENTION_SCORES // (num_tokens * num_tokens))
-    for start in range(0, query.shape[0], pairs_per_chunk):
-        chunk = slice(start, start + pairs_per_chunk)
-        scores = torch.bmm(query[chunk], key[chunk].transpose(1, 2))
-        if attention_mask is not None:
-            scores = scores + attention_mask[chunk]
-        probabilities = F.dropout(scores.softmax(-1), p=dropout, training=dropout > 0)
-        if output is None:
-            chunks.append(torch.bmm(probabilities, value[chunk]))
-        else:
-            torch.bmm(probabilities, value[chunk], out=output[chunk])
-    output = torch.cat(chunks) if output is None else output
-    return output.view(num_groups, num_heads, num_tokens, head_dim).transpose(1, 2), None
+    heads_per_chunk = min(num_heads, pairs_per_chunk)
+    groups_per_chunk = max(1, pairs_per_chunk // num_heads) if heads_per_chunk == num_heads else 1
+    masks = None if attention_mask is None else attention_mask.expand(-1, num_heads, -1, -1)  # (G, H, 1, keys)
+    no_mask = query.new_zeros(())
+    output = query.new_empty(num_groups, num_tokens, num_heads, head_dim)  # the layout callers read: no copy after
+    for first_group in range(0, num_groups, groups_per_chunk):
+        groups = slice(first_group, first_group + groups_per_chunk)
+        for first_head in range(0, num_heads, heads_per_chunk):
+            heads = slice(first_head, first_head + heads_per_chunk)
+            chunk_query, chunk_key = query[groups, heads], key[groups, heads]  # (groups, heads, tokens, head_dim)
+            bias = no_mask if masks is None else masks[groups, heads].reshape(-1, 1, masks.shape[-1])
+            # scores = scaling * q k^T (+ mask), the scaling applied inside the product
+            scores = torch.baddbmm(bias, chunk_query.flatten(0, 1), chunk_key.flatten(0, 1).transpose(1, 2), alpha=scaling)
+            probabilities = F.dropout(scores.softmax(-1), p=dropout, training=dropout > 0)
+            attended = torch.bmm(probabilities, value[groups, heads].flatten(0, 1))
+            output[groups, :, heads] = attended.view(chunk_query.shape).transpose(1, 2)
+    return output, None
 
 
 AttentionInterface.register("tsf_chunked", chunked_attention_forward)
