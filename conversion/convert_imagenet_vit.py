@@ -15,6 +15,7 @@ from tsf_hf.conversion import (
     POSITION_RESIZE_MODES,
     ConversionResult,
     add_conversion_arguments,
+    add_license_argument,
     conversion_options,
     convert_imagenet_vit,
     image_size_from_argument,
@@ -38,6 +39,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="spatial position table resize for another frame size: 2-D grid modes, or the original's 1-D 'legacy'",
     )
     parser.add_argument("--allow_unsafe_pickle", action="store_true", help="allow full unpickling of a trusted file")
+    add_license_argument(parser)
     add_conversion_arguments(
         parser,
         verify_help="compare with transformers' ViTModel where they must agree (divided / space-only at the ViT's "
@@ -68,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             layer_norm_eps=args.layer_norm_eps,
             position_resize=args.position_resize,
             allow_unsafe_pickle=args.allow_unsafe_pickle,
+            license=args.license,
             **conversion_options(args),
         ),
         describe,

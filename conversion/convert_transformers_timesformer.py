@@ -11,6 +11,7 @@ import sys
 
 from tsf_hf.conversion import (
     add_conversion_arguments,
+    add_license_argument,
     conversion_options,
     convert_transformers_timesformer,
     run_conversion,
@@ -20,6 +21,7 @@ from tsf_hf.conversion import (
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model_path", required=True, help="transformers Timesformer folder or Hub repo id")
+    add_license_argument(parser)
     add_conversion_arguments(parser, verify_help="compare logits with the source; fail above tolerance")
     return parser.parse_args(argv)
 
@@ -30,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         lambda: convert_transformers_timesformer(
             args.model_path,
             args.output_dir,
+            license=args.license,
             **conversion_options(args),
         ),
         lambda result: f"converted {args.model_path} ({result.model.config.attention_type}) -> {result.output_dir}",

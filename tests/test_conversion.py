@@ -13,8 +13,7 @@ from conftest import TINY, perturb_, tiny_vit
 from safetensors.torch import load_file, save_file
 from transformers import TimesformerConfig, TimesformerForVideoClassification, ViTModel
 
-from tsf_hf import TsfConfig, TsfForVideoClassification, TsfImageProcessor, TsfVideoProcessor
-from tsf_hf import conversion
+from tsf_hf import TsfConfig, TsfForVideoClassification, TsfImageProcessor, TsfVideoProcessor, conversion
 from tsf_hf.conversion import (
     UnsafeCheckpointError,
     VerificationError,
@@ -31,6 +30,7 @@ from tsf_hf.conversion import (
     resize_spatial_position_table,
     transformers_to_tsf_state_dict,
     tsf_to_transformers_state_dict,
+    verification,
 )
 
 
@@ -484,7 +484,7 @@ def test_label_file_and_explicit_dataset(tmp_path):
 def test_verification_failure_writes_nothing(tmp_path, monkeypatch):
     path = save_original_checkpoint(tmp_path / "c.pyth", original_state_dict("divided_space_time", depth=1))
     real = conversion.transformers_timesformer_logits
-    monkeypatch.setattr(conversion, "transformers_timesformer_logits", lambda *args: real(*args) + 1e-3)
+    monkeypatch.setattr(verification, "transformers_timesformer_logits", lambda *args: real(*args) + 1e-3)
     with pytest.raises(VerificationError, match="tolerance 1.0e-04"):
         convert_original_checkpoint(path, tmp_path / "out", num_attention_heads=4, verify=True)
     assert not (tmp_path / "out").exists()

@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 import torch
-from huggingface_hub import HfApi, hf_hub_download
+from huggingface_hub import HfApi, ModelCard, hf_hub_download
 from huggingface_hub.errors import EntryNotFoundError
 
 from conftest import tiny_vit
@@ -131,7 +131,10 @@ def test_convert_from_hub_repos_reads_weights_strictly(tmp_path, mock_hub):
     # uploaded with huggingface_hub's own client (transformers' push_to_hub keeps one client per process)
     source = _timesformer_folder(tmp_path / "timesformer")
     push_folder_to_hub(tmp_path / "timesformer", "tiny-timesformer")
-    result = convert_transformers_timesformer("testuser/tiny-timesformer", verify=True, tolerance=1e-6)
+    result = convert_transformers_timesformer(
+        "testuser/tiny-timesformer", tmp_path / "out", verify=True, tolerance=1e-6
+    )
+    assert ModelCard.load(tmp_path / "out" / "README.md").data.base_model == "testuser/tiny-timesformer"
     video = random_video(4, 32)
     with torch.no_grad():
         torch.testing.assert_close(result.model(video).logits, source(video).logits, atol=1e-6, rtol=0)
