@@ -36,6 +36,18 @@ from tsf_hf.conversion import (
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ORIGINAL_BLOCK_SHAPES = {"norm1": 1, "attn.qkv": 3, "attn.proj": 1, "norm2": 1, "mlp.fc1": 4, "mlp.fc2": 0}
+CONVERTED_FOLDER_FILES = {
+    "README.md",
+    "config.json",
+    "model.safetensors",
+    "video_preprocessor_config.json",
+    "preprocessor_config.json",
+    "configuration_tsf.py",
+    "modeling_tsf.py",
+    "video_processing_tsf.py",
+    "image_processing_tsf.py",
+}
+"""What a converter writes (and uploads)."""
 DIVIDED_BLOCK_SHAPES = {"temporal_norm1": 1, "temporal_attn.qkv": 3, "temporal_attn.proj": 1, "temporal_fc": 1}
 
 
@@ -436,18 +448,7 @@ def test_original_ssv2_checkpoint_folder(tmp_path):
         "AutoModel": "modeling_tsf.TsfModel",
         "AutoModelForVideoClassification": "modeling_tsf.TsfForVideoClassification",
     }
-    expected_files = {
-        "README.md",
-        "config.json",
-        "model.safetensors",
-        "video_preprocessor_config.json",
-        "preprocessor_config.json",
-        "configuration_tsf.py",
-        "modeling_tsf.py",
-        "video_processing_tsf.py",
-        "image_processing_tsf.py",
-    }
-    assert expected_files <= {p.name for p in out.iterdir()}
+    assert CONVERTED_FOLDER_FILES <= {p.name for p in out.iterdir()}
     for processor in (TsfVideoProcessor.from_pretrained(out), TsfImageProcessor.from_pretrained(out)):
         assert processor.sampling_strategy == "segment" and processor.channel_order == "bgr"
         assert processor.train_flip is False and processor.num_frames == 8

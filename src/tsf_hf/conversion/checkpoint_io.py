@@ -19,25 +19,27 @@ class UnsafeCheckpointError(ValueError):
 
 
 def load_checkpoint_file(path: str | os.PathLike, allow_unsafe_pickle: bool = False) -> object:
-    """Loads a `torch.save` file (or a `.safetensors` file) on the CPU.
+    """Loads a checkpoint file on the CPU: a safetensors file (recognised by its header, whatever its name) or a
+    `torch.save` file (a zip archive, or a legacy pickle).
 
     Pickles are read with `torch.load(weights_only=True)`, which refuses to run code: a file that needs more raises
     `UnsafeCheckpointError` unless `allow_unsafe_pickle=True` (only for files from a source you trust). A missing,
-    truncated or non-checkpoint file raises `ValueError` naming the file."""
+    truncated or non-checkpoint file raises `FileNotFoundError` / `ValueError` naming the file."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint file not found: {path}")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        try:
-            return load_file(str(path))
-        except Exception as error:  # safetensors raises its own error types for corrupt headers
-            raise ValueError(f"{path} is not a readable safetensors file: {error}") from error
     with open(path, "rb") as file:
-        is_zip_archive = file.read(4) == b"PK\x03\x04"
+        head = file.read(_SNIFF_BYTES)
+    if path.suffix == ".safetensors" or _is_safetensors(head, path.stat().st_size):
+        return _load_safetensors(path)
+    is_zip_archive = head.startswith(b"PK\x03\x04")
     if is_zip_archive and not zipfile.is_zipfile(path):
         raise ValueError(f"{path} is an incomplete zip archive: the checkpoint is truncated or not a checkpoint")
+    if not is_zip_archive and not head.startswith(_PICKLE_PROTOCOL):
+        raise ValueError(
+            f"{path} is not a PyTorch checkpoint (a zip archive or a pickle) nor a safetensors file: it starts with "
+            f"{head!r}"
+        )
     try:
         return torch.load(path, map_location="cpu", weights_only=not allow_unsafe_pickle)
     except pickle.UnpicklingError as error:
@@ -51,11 +53,48 @@ def load_checkpoint_file(path: str | os.PathLike, allow_unsafe_pickle: bool = Fa
             f"source, opt in with allow_unsafe_pickle=True (--allow_unsafe_pickle on the command line). Detail: "
             f"{detail}"
         ) from error
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as error:
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError, IndexError) as error:
         raise ValueError(
             f"{path} could not be read as a PyTorch checkpoint; it may be truncated or not a checkpoint "
             f"({type(error).__name__}: {error})"
         ) from error
+
+
+_SNIFF_BYTES = 16
+_PICKLE_PROTOCOL = b"\x80"  # every pickle of protocol 2 or later (torch.save's legacy format) starts with PROTO
+
+
+def _is_safetensors(head: bytes, file_size: int) -> bool:
+    """A safetensors file starts with the little-endian 8-byte length of its JSON header, then the header's `{`."""
+    header_size = int.from_bytes(head[:8], "little")
+    return len(head) > 8 and head[8:9] == b"{" and 8 + header_size <= file_size
+
+
+def _load_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as error:
+        raise ValueError(f"{path} is not a readable safetensors file: {error}") from error
+
+
+def require_config_file(model_path: str | os.PathLike, model_type: str, token: str | None = None) -> None:
+    """Raises a `ValueError` when the folder or Hub repo `model_path` has no `config.json`, or one of another
+    `model_type` than expected (where `from_pretrained` would go on with default values and a warning)."""
+    config_file = resolve_file(model_path, "config.json", token)
+    if config_file is None:
+        raise ValueError(
+            f"{model_path} has no config.json: a transformers {model_type} folder or repo holds its config beside its "
+            "weights (save_pretrained writes both)"
+        )
+    try:
+        found = json.loads(Path(config_file).read_text(encoding="utf-8")).get("model_type")
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as error:
+        raise ValueError(f"{model_path}: config.json is not a JSON object ({error})") from error
+    if found != model_type:
+        raise ValueError(f"{model_path} holds a {found!r} model (config.json), expected a {model_type!r} one")
 
 
 WEIGHT_FILES = (
@@ -67,23 +106,25 @@ WEIGHT_FILES = (
 """The weight files of a `save_pretrained` folder, in the order `from_pretrained` prefers them."""
 
 
+def resolve_file(model_path: str | os.PathLike, name: str, token: str | None = None) -> str | None:
+    """The local path of file `name` of a folder or Hub repo (downloaded into the cache), or `None` without it."""
+    from transformers.utils import cached_file
+
+    return cached_file(
+        str(model_path),
+        name,
+        token=token,
+        _raise_exceptions_for_missing_entries=False,
+        _raise_exceptions_for_connection_errors=False,
+    )
+
+
 def load_pretrained_weights(model_path: str | os.PathLike, token: str | None = None) -> dict[str, torch.Tensor]:
     """Every weight of a `save_pretrained` folder or Hub repo, exactly as stored: `model.safetensors`, or
     `pytorch_model.bin` read with `torch.load(weights_only=True)` (no code runs), either one possibly sharded with an
     index. Unlike `from_pretrained`, nothing is initialised, dropped or renamed, so callers can load strictly."""
-    from transformers.utils import cached_file
-
-    def resolve(name: str) -> str | None:
-        return cached_file(
-            str(model_path),
-            name,
-            token=token,
-            _raise_exceptions_for_missing_entries=False,
-            _raise_exceptions_for_connection_errors=False,
-        )
-
     for name in WEIGHT_FILES:
-        resolved = resolve(name)
+        resolved = resolve_file(model_path, name, token)
         if resolved is None:
             continue
         if not name.endswith(".index.json"):
@@ -92,7 +133,7 @@ def load_pretrained_weights(model_path: str | os.PathLike, token: str | None = N
         shards = sorted(set(json.loads(Path(resolved).read_text(encoding="utf-8"))["weight_map"].values()))
         weights = {}
         for shard in shards:
-            shard_file = resolve(shard)
+            shard_file = resolve_file(model_path, shard, token)
             if shard_file is None:
                 raise ValueError(f"{model_path}: the index {name} names the shard {shard}, which is not there")
             weights.update(load_checkpoint_file(shard_file))

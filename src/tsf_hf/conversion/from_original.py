@@ -9,8 +9,10 @@ import torch
 from ..configuration_tsf import TsfConfig
 from ..modeling_tsf import TsfForVideoClassification
 from .checkpoint_io import extract_state_dict, load_checkpoint_file, load_state_dict_strictly
+from .configs import tsf_config
 from .key_maps import block_indices, original_to_tsf_state_dict, tsf_key_to_original
-from .model_folder import RELEASED_WEIGHTS_LICENSE, ConversionResult, finish_conversion
+from .model_folder import RELEASED_WEIGHTS_LICENSE, ConversionResult, check_conversion_target, finish_conversion
+from .progress import conversion_progress
 from .verification import timesformer_difference, transformers_timesformer_from_original
 from .zoo import check_dataset_classes, generic_label_names, guess_dataset, resolve_label_names, sampling_rate_from_name
 
@@ -61,7 +63,7 @@ def infer_original_config(
     num_classes = state_dict["head.weight"].shape[0]
     if id2label is None:
         id2label = generic_label_names(num_classes)
-    return TsfConfig(
+    return tsf_config(
         image_size=image_size,
         patch_size=patch_size,
         num_channels=patch_weight.shape[1],
@@ -91,6 +93,7 @@ def convert_original_checkpoint(
     tolerance: float = 1e-4,
     push_to_hub: str | None = None,
     hub_token: str | None = None,
+    overwrite: bool = False,
 ) -> ConversionResult:
     """Converts an original TimeSformer checkpoint (any model-zoo `.pyth`, or a checkpoint trained with the original
     code: any class count, frames, frame size, width and depth; divided, joint or space-only attention).
@@ -99,35 +102,44 @@ def convert_original_checkpoint(
     defaults to a guess from the file name and head size and sets class names and the processor's protocol;
     `label_file` names the classes of other checkpoints (else `LABEL_i`). With `verify`, the model is compared with
     `transformers`' Timesformer holding the same weights, and a difference above `tolerance` raises
-    `VerificationError` before anything is written. `output_dir` receives the complete folder; `push_to_hub` (a repo
-    id) uploads it. The card carries the released weights' licence, CC BY-NC 4.0."""
-    state_dict = extract_state_dict(load_checkpoint_file(checkpoint_path, allow_unsafe_pickle))
-    config = infer_original_config(state_dict, num_attention_heads, layer_norm_eps, image_size)
-    num_classes = config.num_labels
-    if dataset is None:
-        dataset = guess_dataset(Path(checkpoint_path).name, num_classes)
-    check_dataset_classes(dataset, num_classes)
-    id2label = resolve_label_names(num_classes, dataset, label_file)
-    config.id2label = id2label
-    config.label2id = {name: index for index, name in id2label.items()}
-    model = TsfForVideoClassification(config)
-    load_state_dict_strictly(
-        model,
-        *original_to_tsf_state_dict(state_dict, config.attention_type),
-        source_name_of_missing=lambda key: tsf_key_to_original(key, config.attention_type),
-    )
-    model.eval()
-    result = ConversionResult(model=model, dataset=dataset)
-    if verify:
-        result.reference = "transformers' TimesformerForVideoClassification with the same weights"
-        reference = transformers_timesformer_from_original(state_dict, config)
-        result.max_abs_difference = timesformer_difference(model, reference, result.reference, tolerance)
-    return finish_conversion(
-        result,
-        output_dir,
-        push_to_hub,
-        source=f"original TimeSformer checkpoint `{Path(checkpoint_path).name}`",
-        license=RELEASED_WEIGHTS_LICENSE,
-        sampling_rate=sampling_rate_from_name(Path(checkpoint_path).name, config.num_frames),
-        hub_token=hub_token,
-    )
+    `VerificationError` before anything is written. `output_dir` receives the complete folder, atomically (a
+    non-empty folder only with `overwrite`, which replaces it); `push_to_hub` (a repo id) uploads it. The card
+    carries the released weights' licence, CC BY-NC 4.0."""
+    check_conversion_target(output_dir, push_to_hub, (checkpoint_path, label_file), overwrite)
+    writes, uploads = output_dir is not None, push_to_hub is not None
+    with conversion_progress("Converting an original checkpoint", verify, writes, uploads) as progress:
+        progress.stage(f"reading {checkpoint_path}")
+        state_dict = extract_state_dict(load_checkpoint_file(checkpoint_path, allow_unsafe_pickle))
+        progress.stage("building the model")
+        config = infer_original_config(state_dict, num_attention_heads, layer_norm_eps, image_size)
+        num_classes = config.num_labels
+        if dataset is None:
+            dataset = guess_dataset(Path(checkpoint_path).name, num_classes)
+        check_dataset_classes(dataset, num_classes)
+        id2label = resolve_label_names(num_classes, dataset, label_file)
+        config.id2label = id2label
+        config.label2id = {name: index for index, name in id2label.items()}
+        model = TsfForVideoClassification(config)
+        load_state_dict_strictly(
+            model,
+            *original_to_tsf_state_dict(state_dict, config.attention_type),
+            source_name_of_missing=lambda key: tsf_key_to_original(key, config.attention_type),
+        )
+        model.eval()
+        result = ConversionResult(model=model, dataset=dataset)
+        if verify:
+            progress.stage("verifying against transformers' Timesformer")
+            result.reference = "transformers' TimesformerForVideoClassification with the same weights"
+            reference = transformers_timesformer_from_original(state_dict, config)
+            result.max_abs_difference = timesformer_difference(model, reference, result.reference, tolerance)
+        return finish_conversion(
+            result,
+            output_dir,
+            push_to_hub,
+            source=f"original TimeSformer checkpoint `{Path(checkpoint_path).name}`",
+            license=RELEASED_WEIGHTS_LICENSE,
+            progress=progress,
+            sampling_rate=sampling_rate_from_name(Path(checkpoint_path).name, config.num_frames),
+            hub_token=hub_token,
+            overwrite=overwrite,
+        )

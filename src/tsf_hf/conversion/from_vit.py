@@ -19,9 +19,12 @@ from .checkpoint_io import (
     load_checkpoint_file,
     load_pretrained_weights,
     load_state_dict_strictly,
+    require_config_file,
 )
+from .configs import tsf_config
 from .key_maps import block_indices, canonical_vit_state_dict
-from .model_folder import ConversionResult, finish_conversion
+from .model_folder import ConversionResult, check_conversion_target, finish_conversion
+from .progress import conversion_progress
 from .verification import check_difference, vit_reference_difference, vit_reference_unavailable
 from .zoo import DATASETS, generic_label_names, resolve_label_names
 
@@ -126,6 +129,7 @@ def load_imagenet_vit(
         state_dict = canonical_vit_state_dict(extract_state_dict(load_checkpoint_file(path, allow_unsafe_pickle)))
         config, known = _vit_config_from_weights(state_dict), {}
     else:
+        require_config_file(source, "vit", token)
         config = ViTConfig.from_pretrained(str(source), token=token)
         if config.hidden_act != "gelu":
             raise ValueError(f"TimeSformer uses exact GELU; the ViT at {source} uses {config.hidden_act!r}")
@@ -138,16 +142,21 @@ def load_imagenet_vit(
     return state_dict, known
 
 
+def vit_image_size(vit_state_dict: Mapping[str, torch.Tensor]) -> int:
+    """The frame size a canonical ViT was trained at: its square position grid times its patch size."""
+    num_patches = vit_state_dict["pos_embed"].shape[1] - 1
+    side = math.isqrt(num_patches)
+    if side * side != num_patches:
+        raise ValueError(f"the ViT's position table has {num_patches} patch rows, not a square grid")
+    return side * vit_state_dict["patch_embed.proj.weight"].shape[-1]
+
+
 def _vit_config_from_weights(vit_state_dict: Mapping[str, torch.Tensor]) -> "ViTConfig":
     """The `transformers` `ViTConfig` whose weights have these shapes (one head: heads do not change shapes)."""
     from transformers import ViTConfig
 
     values = vit_config_values(vit_state_dict)
-    num_patches = vit_state_dict["pos_embed"].shape[1] - 1
-    side = math.isqrt(num_patches)
-    if side * side != num_patches:
-        raise ValueError(f"the ViT's position table has {num_patches} patch rows, not a square grid")
-    return ViTConfig(image_size=side * values["patch_size"], num_attention_heads=1, **values)
+    return ViTConfig(image_size=vit_image_size(vit_state_dict), num_attention_heads=1, **values)
 
 
 def _vit_weight_shapes(config: "ViTConfig") -> dict[str, tuple[int, ...]]:
@@ -174,7 +183,7 @@ def init_from_imagenet_vit(
     for any scheme, frame count and frame size; the head is new (`id2label`, default 400 generic classes), initialised
     like the rest of the model's fresh weights."""
     id2label = dict(id2label) if id2label is not None else generic_label_names(400)
-    config = TsfConfig(
+    config = tsf_config(
         **vit_config_values(vit_state_dict),
         num_frames=num_frames,
         image_size=image_size,
@@ -194,7 +203,7 @@ def convert_imagenet_vit(
     source: str | os.PathLike,
     output_dir: str | os.PathLike | None = None,
     num_frames: int = 8,
-    image_size: int | tuple[int, int] = 224,
+    image_size: int | tuple[int, int] | None = None,
     attention_type: str = "divided_space_time",
     dataset: str | None = None,
     label_file: str | os.PathLike | None = None,
@@ -208,46 +217,58 @@ def convert_imagenet_vit(
     push_to_hub: str | None = None,
     hub_token: str | None = None,
     license: str | None = None,
+    overwrite: bool = False,
 ) -> ConversionResult:
     """Builds a TimeSformer initialised from ImageNet ViT weights (timm checkpoint file or `transformers` ViT folder /
-    repo), ready for fine-tuning: any scheme, frames and frame size (`init_from_imagenet_vit`). Classes: the
-    `dataset`'s names, a `label_file` (`num_labels` entries), or `num_labels` generic names. Heads and LayerNorm
-    epsilon default to the `transformers` ViT's config, else 12 and 1e-6. `verify` compares with `transformers`'
-    `ViTModel` where the two are equal by construction (`vit_reference_difference`) and otherwise skips, saying why
-    in `verification_skipped` (`vit_reference_unavailable`). The card's `license` defaults to the one the source
-    folder's or repo's model card declares (unset for a checkpoint file)."""
-    vit_state_dict, known = load_imagenet_vit(source, allow_unsafe_pickle, hub_token)
-    if dataset is not None:
-        if dataset not in DATASETS:
-            raise ValueError(f"dataset must be one of {sorted(DATASETS)} or None, got {dataset!r}")
-        num_labels = DATASETS[dataset].num_classes or num_labels
-    id2label = resolve_label_names(num_labels, dataset, label_file)
-    model = init_from_imagenet_vit(
-        vit_state_dict,
-        num_frames=num_frames,
-        image_size=image_size,
-        attention_type=attention_type,
-        id2label=id2label,
-        num_attention_heads=num_attention_heads or known.get("num_attention_heads", 12),
-        layer_norm_eps=layer_norm_eps or known.get("layer_norm_eps", 1e-6),
-        position_resize=position_resize,
-    )
-    result = ConversionResult(model=model, dataset=dataset)
-    if verify:
-        result.verification_skipped = vit_reference_unavailable(model.config, vit_state_dict)
-        if result.verification_skipped is None:
-            result.reference = "transformers' ViTModel with the same ImageNet weights"
-            result.max_abs_difference = vit_reference_difference(model, vit_state_dict)
-            check_difference(result.max_abs_difference, tolerance, result.reference)
-        else:
-            logger.warning("verification skipped: %s", result.verification_skipped)
-    return finish_conversion(
-        result,
-        output_dir,
-        push_to_hub,
-        source=f"ImageNet ViT `{source}` (initialisation for fine-tuning, not trained on video)",
-        license=license,
-        hub_token=hub_token,
-        source_path=None if Path(source).is_file() else source,
-        trained_on_dataset=False,
-    )
+    repo), ready for fine-tuning: any scheme, frames and frame size (`init_from_imagenet_vit`; `image_size` defaults
+    to the ViT's own). Classes: the `dataset`'s names, a `label_file` (`num_labels` entries), or `num_labels` generic
+    names. Heads and LayerNorm epsilon default to the `transformers` ViT's config, else 12 and 1e-6 (a timm file does
+    not record them). `verify` compares with `transformers`' `ViTModel` where the two are equal by construction
+    (`vit_reference_difference`) and otherwise skips, saying why in `verification_skipped`
+    (`vit_reference_unavailable`). `output_dir` receives the folder atomically (a non-empty folder only with
+    `overwrite`, which replaces it). The card's `license` defaults to the one the source folder's or repo's model
+    card declares (unset for a checkpoint file)."""
+    if num_labels < 1:
+        raise ValueError(f"num_labels must be a positive number of classes, got {num_labels}")
+    if dataset is not None and dataset not in DATASETS:
+        raise ValueError(f"dataset must be one of {sorted(DATASETS)} or None, got {dataset!r}")
+    check_conversion_target(output_dir, push_to_hub, (source, label_file), overwrite)
+    writes, uploads = output_dir is not None, push_to_hub is not None
+    with conversion_progress("Initialising from an ImageNet ViT", verify, writes, uploads) as progress:
+        progress.stage(f"reading {source}")
+        vit_state_dict, known = load_imagenet_vit(source, allow_unsafe_pickle, hub_token)
+        progress.stage("building the model")
+        if dataset is not None:
+            num_labels = DATASETS[dataset].num_classes or num_labels
+        model = init_from_imagenet_vit(
+            vit_state_dict,
+            num_frames=num_frames,
+            image_size=image_size if image_size is not None else vit_image_size(vit_state_dict),
+            attention_type=attention_type,
+            id2label=resolve_label_names(num_labels, dataset, label_file),
+            num_attention_heads=num_attention_heads or known.get("num_attention_heads", 12),
+            layer_norm_eps=layer_norm_eps or known.get("layer_norm_eps", 1e-6),
+            position_resize=position_resize,
+        )
+        result = ConversionResult(model=model, dataset=dataset)
+        if verify:
+            result.verification_skipped = vit_reference_unavailable(model.config, vit_state_dict)
+            if result.verification_skipped is None:
+                progress.stage("verifying against transformers' ViT")
+                result.reference = "transformers' ViTModel with the same ImageNet weights"
+                result.max_abs_difference = vit_reference_difference(model, vit_state_dict)
+                check_difference(result.max_abs_difference, tolerance, result.reference)
+            else:
+                logger.warning("verification skipped: %s", result.verification_skipped)
+        return finish_conversion(
+            result,
+            output_dir,
+            push_to_hub,
+            source=f"ImageNet ViT `{source}` (initialisation for fine-tuning, not trained on video)",
+            license=license,
+            progress=progress,
+            hub_token=hub_token,
+            source_path=None if Path(source).is_file() else source,
+            trained_on_dataset=False,
+            overwrite=overwrite,
+        )

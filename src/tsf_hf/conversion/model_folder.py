@@ -2,6 +2,7 @@
 
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -10,6 +11,9 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from ..configuration_tsf import TsfConfig
 from ..modeling_tsf import TsfForVideoClassification
+from .checkpoint_io import resolve_file
+from .output_folder import atomic_output_dir, check_output_dir
+from .progress import ConversionProgress
 from .zoo import DATASETS, HOWTO100M_CLIPS, DatasetSpec
 
 
@@ -222,16 +226,8 @@ def _usage_and_citation(name: str) -> list[str]:
 def source_card_facts(model_path: str | os.PathLike, token: str | None = None) -> tuple[str | None, str | None]:
     """`(license, base_model)` of a folder or Hub repo being converted: the licence its model card declares (`None`
     without a card or licence) and, for a Hub repo, its id (a local folder has no Hub id to point to)."""
-    from transformers.utils import cached_file
-
     base_model = None if Path(model_path).exists() else str(model_path)
-    card_file = cached_file(
-        str(model_path),
-        "README.md",
-        token=token,
-        _raise_exceptions_for_missing_entries=False,
-        _raise_exceptions_for_connection_errors=False,
-    )
+    card_file = resolve_file(model_path, "README.md", token)
     if card_file is None:
         return None, base_model
     return ModelCard.load(card_file, ignore_metadata_errors=True).data.license, base_model
@@ -242,20 +238,28 @@ def save_converted(
     output_dir: str | os.PathLike,
     processors: tuple["TsfVideoProcessor", "TsfImageProcessor"],
     card: ModelCard,
+    overwrite: bool = False,
 ) -> Path:
     """Writes a complete model folder: `config.json` (with `auto_map` for `AutoConfig`, `AutoModel` and
     `AutoModelForVideoClassification`), `model.safetensors`, the processors' configs
     (`video_preprocessor_config.json`, `preprocessor_config.json`), the remote-code files they need
     (`configuration_tsf.py`, `modeling_tsf.py`, `video_processing_tsf.py`, `image_processing_tsf.py`) and
-    `README.md`."""
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    `README.md`. The folder is written atomically (`atomic_output_dir`): a non-empty `output_dir` is refused unless
+    `overwrite`, which replaces it as a whole; a failed write raises `OSError` naming `output_dir` and leaves no
+    partial folder."""
+    from safetensors import SafetensorError
+
+    output_dir = check_output_dir(output_dir, overwrite=overwrite)
     # the package registers the tsf classes for auto_map; only the saved class enters it by itself
     model.config.auto_map = {"AutoModel": "modeling_tsf.TsfModel"}
-    model.save_pretrained(output_dir, safe_serialization=True)
-    for processor in processors:
-        processor.save_pretrained(output_dir)
-    card.save(output_dir / "README.md")
+    try:
+        with atomic_output_dir(output_dir, overwrite) as folder:
+            model.save_pretrained(folder, safe_serialization=True)
+            for processor in processors:
+                processor.save_pretrained(folder)
+            card.save(folder / "README.md")
+    except (OSError, SafetensorError) as error:  # safetensors reports a failed write (a full disk) as its own type
+        raise OSError(f"could not write {output_dir}: {error}") from error
     return output_dir
 
 
@@ -291,25 +295,40 @@ class ConversionResult:
     verification_skipped: str | None = None
 
 
+def check_conversion_target(
+    output_dir: str | os.PathLike | None,
+    push_to_hub: str | None,
+    inputs: Iterable[str | os.PathLike | None],
+    overwrite: bool = False,
+) -> None:
+    """Refuses, before any work, a conversion whose output would lose work (`check_output_dir`) or an upload without
+    an `output_dir` to write the uploaded folder to."""
+    if output_dir is None and push_to_hub is not None:
+        raise ValueError("push_to_hub needs an output_dir to write the folder that is uploaded")
+    if output_dir is not None:
+        check_output_dir(output_dir, inputs, overwrite)
+
+
 def finish_conversion(
     result: ConversionResult,
     output_dir: str | os.PathLike | None,
     push_to_hub: str | None,
     source: str,
     license: str | None,
+    progress: ConversionProgress,
     sampling_rate: int | None = None,
     hub_token: str | None = None,
     source_path: str | os.PathLike | None = None,
     trained_on_dataset: bool = True,
+    overwrite: bool = False,
 ) -> ConversionResult:
-    """Writes the folder of a converted model (processors, card, weights, code) and uploads it when `push_to_hub`
-    names a repo. `source` and `trained_on_dataset` describe the weights for the card; its licence is `license`, else
-    the one the card of `source_path` (a source folder or Hub repo) declares, and its `base_model` is `source_path`
-    when that is a Hub repo."""
-    if output_dir is None and push_to_hub is None:
-        return result
+    """Writes the folder of a converted model (processors, card, weights, code; `save_converted`) and uploads it when
+    `push_to_hub` names a repo. `source` and `trained_on_dataset` describe the weights for the card; its licence is
+    `license`, else the one the card of `source_path` (a source folder or Hub repo) declares, and its `base_model` is
+    `source_path` when that is a Hub repo."""
     if output_dir is None:
-        raise ValueError("push_to_hub needs an output_dir to write the folder that is uploaded")
+        return result
+    progress.stage(f"writing {output_dir}")
     base_model = None
     if source_path is not None:
         source_license, base_model = source_card_facts(source_path, hub_token)
@@ -334,7 +353,8 @@ def finish_conversion(
         base_model=base_model,
         trained_on_dataset=trained_on_dataset,
     )
-    result.output_dir = save_converted(result.model, output_dir, processors, card)
+    result.output_dir = save_converted(result.model, output_dir, processors, card, overwrite)
     if result.repo_id is not None:
+        progress.stage(f"uploading to {result.repo_id}")
         push_folder_to_hub(output_dir, result.repo_id, token=hub_token)
     return result

@@ -2,18 +2,14 @@
 
 import math
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
 import torch
 
 from ..configuration_tsf import ATTENTION_SCHEMES, TsfConfig
 from ..modeling_tsf import TsfForVideoClassification
 from .checkpoint_io import load_state_dict_strictly
+from .configs import transformers_timesformer_config
 from .key_maps import canonical_to_vit_module_names, original_to_transformers_state_dict
-
-
-if TYPE_CHECKING:
-    from transformers import TimesformerConfig
 
 
 class VerificationError(ValueError):
@@ -34,38 +30,6 @@ def verification_input(config: TsfConfig, num_frames: int | None = None, seed: i
     generator = torch.Generator().manual_seed(seed)
     frames = num_frames or config.num_frames
     return torch.randn(1, frames, config.num_channels, height, width, generator=generator)
-
-
-TIMESFORMER_SHARED_FIELDS = (
-    "patch_size",
-    "num_channels",
-    "num_frames",
-    "hidden_size",
-    "num_hidden_layers",
-    "num_attention_heads",
-    "intermediate_size",
-    "hidden_act",
-    "layer_norm_eps",
-    "qkv_bias",
-    "attention_type",
-)
-"""Config fields `TsfConfig` and `transformers`' `TimesformerConfig` share, with the same meaning."""
-
-
-def transformers_timesformer_config(config: TsfConfig) -> "TimesformerConfig":
-    """The `transformers` `TimesformerConfig` of the same network as `config` (divided, joint or space-only; square
-    frames only, as `transformers`' port requires)."""
-    from transformers import TimesformerConfig
-
-    height, width = config.image_height_width
-    if height != width:
-        raise ValueError(f"transformers' Timesformer supports square frames only, got {height}x{width}")
-    return TimesformerConfig(
-        image_size=height,
-        **{name: getattr(config, name) for name in TIMESFORMER_SHARED_FIELDS},
-        id2label=dict(config.id2label),
-        label2id=dict(config.label2id),
-    )
 
 
 def transformers_timesformer_from_original(

@@ -108,9 +108,15 @@ def read_label_file(path: str | os.PathLike, num_classes: int) -> dict[int, str]
     object `{id: name}` or `{name: id}` (as Something-Something's `labels.json`), or a text file with one name per
     line."""
     path = Path(path)
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"label file {path} is not UTF-8 text: {error}") from error
     if path.suffix.lower() == ".json":
-        data = json.loads(text)
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"label file {path} is not valid JSON: {error}") from error
         if isinstance(data, list):
             id2label = dict(enumerate(str(name) for name in data))
         elif isinstance(data, dict) and all(_is_int(key) for key in data):
