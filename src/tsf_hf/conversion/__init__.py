@@ -9,10 +9,11 @@ Three sources are supported, one module each:
 - ImageNet ViT-B/16 weights (timm's `vit_base_patch16_224` layout or a `transformers` `ViTModel` folder), turned into
   a TimeSformer initialisation the way the released models were trained: `convert_imagenet_vit` (`from_vit`).
 
-They share safe, strict checkpoint reading (`checkpoint_io`), the key tables (`key_maps`), the model zoo's datasets
-(`zoo`), independent references (`verification`), the written folder and its card (`model_folder`) and the
-command-line helpers of the scripts in `conversion/` (`cli`). Adding a checkpoint format means a `from_<format>`
-module, its key table in `key_maps`, and a thin script.
+They share safe, strict checkpoint reading (`checkpoint_io`), the key tables (`key_maps`), configs across formats
+(`configs`), the model zoo's datasets (`zoo`), independent references (`verification`), the written folder and its
+card (`model_folder`), atomic writing that never replaces an input or a user's folder unasked (`output_folder`),
+stage progress (`progress`) and the command-line helpers of the scripts in `conversion/` (`cli`). Adding a
+checkpoint format means a `from_<format>` module, its key table in `key_maps`, and a thin script.
 """
 
 from .checkpoint_io import (
