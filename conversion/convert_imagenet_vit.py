@@ -15,22 +15,38 @@ from tsf_hf.conversion import (
     POSITION_RESIZE_MODES,
     ConversionResult,
     add_conversion_arguments,
+    add_image_size_argument,
+    add_license_argument,
     conversion_options,
+    conversion_parser,
     convert_imagenet_vit,
     image_size_from_argument,
+    positive_int,
     run_conversion,
 )
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = conversion_parser(__doc__)
     parser.add_argument("--vit_path", required=True, help="timm ViT checkpoint file, or transformers ViT folder / repo")
-    parser.add_argument("--num_frames", type=int, default=8)
-    parser.add_argument("--image_size", type=int, nargs="+", default=[224], help="frame size: H [W]")
-    parser.add_argument("--attention_type", choices=ATTENTION_TYPES, default="divided_space_time")
-    parser.add_argument("--num_labels", type=int, default=400, help="classes of the new head without --dataset")
-    parser.add_argument("--num_attention_heads", type=int, default=None, help="default: the ViT config's, else 12")
-    parser.add_argument("--layer_norm_eps", type=float, default=None, help="default: the ViT config's, else 1e-6")
+    parser.add_argument("--num_frames", type=positive_int, default=8, help="frames per clip (temporal table size)")
+    add_image_size_argument(parser, "frame size H [W]; default: the ViT's own (from its config or position table)")
+    parser.add_argument("--attention_type", choices=ATTENTION_TYPES, default="divided_space_time", help="scheme")
+    parser.add_argument(
+        "--num_labels", type=positive_int, default=400, help="classes of the new head without --dataset"
+    )
+    parser.add_argument(
+        "--num_attention_heads",
+        type=positive_int,
+        default=None,
+        help="default: the ViT config's, else 12 (a timm file does not record heads; they must divide the width)",
+    )
+    parser.add_argument(
+        "--layer_norm_eps",
+        type=float,
+        default=None,
+        help="default: the ViT config's, else 1e-6 (a timm file does not record it)",
+    )
     parser.add_argument(
         "--position_resize",
         choices=POSITION_RESIZE_MODES,
@@ -38,6 +54,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="spatial position table resize for another frame size: 2-D grid modes, or the original's 1-D 'legacy'",
     )
     parser.add_argument("--allow_unsafe_pickle", action="store_true", help="allow full unpickling of a trusted file")
+    add_license_argument(parser)
     add_conversion_arguments(
         parser,
         verify_help="compare with transformers' ViTModel where they must agree (divided / space-only at the ViT's "
@@ -68,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
             layer_norm_eps=args.layer_norm_eps,
             position_resize=args.position_resize,
             allow_unsafe_pickle=args.allow_unsafe_pickle,
+            license=args.license,
             **conversion_options(args),
         ),
         describe,

@@ -12,20 +12,30 @@ import sys
 from tsf_hf.conversion import (
     ConversionResult,
     add_conversion_arguments,
+    add_image_size_argument,
     conversion_options,
+    conversion_parser,
     convert_original_checkpoint,
     image_size_from_argument,
+    positive_int,
     run_conversion,
 )
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = conversion_parser(__doc__)
     parser.add_argument("--checkpoint_path", required=True, help="original checkpoint file (.pyth / .pth)")
-    parser.add_argument("--num_attention_heads", type=int, default=12, help="heads per attention (not in the weights)")
-    parser.add_argument("--layer_norm_eps", type=float, default=1e-6, help="LayerNorm epsilon (not in the weights)")
     parser.add_argument(
-        "--image_size", type=int, nargs="+", default=None, help="frame size (H [W]) when the grid is not square"
+        "--num_attention_heads",
+        type=positive_int,
+        default=12,
+        help="heads per attention: not recorded in the weights (must divide the width, which is checked)",
+    )
+    parser.add_argument(
+        "--layer_norm_eps", type=float, default=1e-6, help="LayerNorm epsilon: not recorded in the weights"
+    )
+    add_image_size_argument(
+        parser, "frame size H [W]; default: the square grid of the position table (give it for non-square frames)"
     )
     parser.add_argument(
         "--allow_unsafe_pickle",

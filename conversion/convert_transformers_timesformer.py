@@ -11,15 +11,18 @@ import sys
 
 from tsf_hf.conversion import (
     add_conversion_arguments,
+    add_license_argument,
     conversion_options,
+    conversion_parser,
     convert_transformers_timesformer,
     run_conversion,
 )
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = conversion_parser(__doc__)
     parser.add_argument("--model_path", required=True, help="transformers Timesformer folder or Hub repo id")
+    add_license_argument(parser)
     add_conversion_arguments(parser, verify_help="compare logits with the source; fail above tolerance")
     return parser.parse_args(argv)
 
@@ -30,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         lambda: convert_transformers_timesformer(
             args.model_path,
             args.output_dir,
+            license=args.license,
             **conversion_options(args),
         ),
         lambda result: f"converted {args.model_path} ({result.model.config.attention_type}) -> {result.output_dir}",

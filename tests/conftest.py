@@ -10,6 +10,8 @@ import pytest
 import torch
 from transformers import ViTConfig, ViTModel
 
+import tsf_hf
+
 
 TINY = dict(
     image_size=32,
@@ -21,6 +23,9 @@ TINY = dict(
     intermediate_size=64,
 )
 """The tiny model shape most tests use (config fields shared by TsfConfig and transformers' TimesformerConfig)."""
+
+REMOTE_CODE_FILES = frozenset(path.name for path in Path(tsf_hf.__file__).parent.glob("*_tsf.py"))
+"""The package's remote-code files (`*_tsf.py`): what a saved or pushed folder carries for `trust_remote_code`."""
 
 
 def perturb_(model: torch.nn.Module, std: float = 0.05) -> torch.nn.Module:

@@ -9,12 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import TINY, perturb_, tiny_vit
+from conftest import REMOTE_CODE_FILES, TINY, perturb_, tiny_vit
 from safetensors.torch import load_file, save_file
 from transformers import TimesformerConfig, TimesformerForVideoClassification, ViTModel
 
-from tsf_hf import TsfConfig, TsfForVideoClassification, TsfImageProcessor, TsfVideoProcessor
-from tsf_hf import conversion
+from tsf_hf import TsfConfig, TsfForVideoClassification, TsfImageProcessor, TsfVideoProcessor, conversion
 from tsf_hf.conversion import (
     UnsafeCheckpointError,
     VerificationError,
@@ -31,11 +30,21 @@ from tsf_hf.conversion import (
     resize_spatial_position_table,
     transformers_to_tsf_state_dict,
     tsf_to_transformers_state_dict,
+    verification,
 )
 
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ORIGINAL_BLOCK_SHAPES = {"norm1": 1, "attn.qkv": 3, "attn.proj": 1, "norm2": 1, "mlp.fc1": 4, "mlp.fc2": 0}
+CONVERTED_FOLDER_FILES = {
+    "README.md",
+    "config.json",
+    "model.safetensors",
+    "video_preprocessor_config.json",
+    "preprocessor_config.json",
+    *REMOTE_CODE_FILES,
+}
+"""What a converter writes (and uploads)."""
 DIVIDED_BLOCK_SHAPES = {"temporal_norm1": 1, "temporal_attn.qkv": 3, "temporal_attn.proj": 1, "temporal_fc": 1}
 
 
@@ -436,18 +445,7 @@ def test_original_ssv2_checkpoint_folder(tmp_path):
         "AutoModel": "modeling_tsf.TsfModel",
         "AutoModelForVideoClassification": "modeling_tsf.TsfForVideoClassification",
     }
-    expected_files = {
-        "README.md",
-        "config.json",
-        "model.safetensors",
-        "video_preprocessor_config.json",
-        "preprocessor_config.json",
-        "configuration_tsf.py",
-        "modeling_tsf.py",
-        "video_processing_tsf.py",
-        "image_processing_tsf.py",
-    }
-    assert expected_files <= {p.name for p in out.iterdir()}
+    assert CONVERTED_FOLDER_FILES <= {p.name for p in out.iterdir()}
     for processor in (TsfVideoProcessor.from_pretrained(out), TsfImageProcessor.from_pretrained(out)):
         assert processor.sampling_strategy == "segment" and processor.channel_order == "bgr"
         assert processor.train_flip is False and processor.num_frames == 8
@@ -484,7 +482,7 @@ def test_label_file_and_explicit_dataset(tmp_path):
 def test_verification_failure_writes_nothing(tmp_path, monkeypatch):
     path = save_original_checkpoint(tmp_path / "c.pyth", original_state_dict("divided_space_time", depth=1))
     real = conversion.transformers_timesformer_logits
-    monkeypatch.setattr(conversion, "transformers_timesformer_logits", lambda *args: real(*args) + 1e-3)
+    monkeypatch.setattr(verification, "transformers_timesformer_logits", lambda *args: real(*args) + 1e-3)
     with pytest.raises(VerificationError, match="tolerance 1.0e-04"):
         convert_original_checkpoint(path, tmp_path / "out", num_attention_heads=4, verify=True)
     assert not (tmp_path / "out").exists()

@@ -7,12 +7,18 @@ import textwrap
 
 import pytest
 import torch
-from huggingface_hub import HfApi, hf_hub_download
+from huggingface_hub import HfApi, ModelCard, hf_hub_download
 from huggingface_hub.errors import EntryNotFoundError
 
 from conftest import tiny_vit
 from hub_mock import mock_hub  # noqa: F401  (pytest fixture)
-from test_conversion import _timesformer_folder, original_state_dict, random_video, save_original_checkpoint
+from test_conversion import (
+    CONVERTED_FOLDER_FILES,
+    _timesformer_folder,
+    original_state_dict,
+    random_video,
+    save_original_checkpoint,
+)
 from tsf_hf.conversion import (
     convert_imagenet_vit,
     convert_original_checkpoint,
@@ -20,19 +26,6 @@ from tsf_hf.conversion import (
     push_folder_to_hub,
 )
 
-
-UPLOADED_FILES = {
-    "README.md",
-    "config.json",
-    "model.safetensors",
-    "configuration_tsf.py",
-    "modeling_tsf.py",
-    "grouping_tsf.py",
-    "video_processing_tsf.py",
-    "image_processing_tsf.py",
-    "video_preprocessor_config.json",
-    "preprocessor_config.json",
-}
 
 # Runs in a fresh interpreter where importing tsf_hf fails, so everything must come from the repo's remote code.
 LOAD_WITHOUT_PACKAGE = textwrap.dedent(
@@ -67,7 +60,7 @@ def test_push_converted_checkpoint_and_load_with_remote_code(tmp_path, mock_hub)
     )
     assert result.repo_id == "testuser/tiny-tsf"
     files = mock_hub.files("testuser/tiny-tsf")
-    assert set(files) == UPLOADED_FILES
+    assert set(files) == CONVERTED_FOLDER_FILES
     config = json.loads(files["config.json"])
     assert set(config["auto_map"]) == {"AutoConfig", "AutoModel", "AutoModelForVideoClassification"}
     assert json.loads(files["video_preprocessor_config.json"])["auto_map"] == {
@@ -132,7 +125,10 @@ def test_convert_from_hub_repos_reads_weights_strictly(tmp_path, mock_hub):
     # uploaded with huggingface_hub's own client (transformers' push_to_hub keeps one client per process)
     source = _timesformer_folder(tmp_path / "timesformer")
     push_folder_to_hub(tmp_path / "timesformer", "tiny-timesformer")
-    result = convert_transformers_timesformer("testuser/tiny-timesformer", verify=True, tolerance=1e-6)
+    result = convert_transformers_timesformer(
+        "testuser/tiny-timesformer", tmp_path / "out", verify=True, tolerance=1e-6
+    )
+    assert ModelCard.load(tmp_path / "out" / "README.md").data.base_model == "testuser/tiny-timesformer"
     video = random_video(4, 32)
     with torch.no_grad():
         torch.testing.assert_close(result.model(video).logits, source(video).logits, atol=1e-6, rtol=0)
