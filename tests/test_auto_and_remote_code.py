@@ -116,3 +116,56 @@ def test_remote_code_load_without_tsf_hf(tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(result["logits"], model(pixel_values).logits, atol=1e-6, rtol=0)
         torch.testing.assert_close(result["pooled"], model.tsf(pixel_values).pooler_output, atol=1e-6, rtol=0)
+
+
+def timesformer_folder(tmp_path, attention_type: str, with_head: bool = True):
+    """A perturbed transformers Timesformer saved as transformers saves it, and its config."""
+    from transformers import TimesformerConfig, TimesformerForVideoClassification, TimesformerModel
+
+    config = TimesformerConfig(**TINY, attention_type=attention_type, num_labels=3)
+    torch.manual_seed(0)
+    source = perturb_((TimesformerForVideoClassification if with_head else TimesformerModel)(config))
+    source.save_pretrained(tmp_path)
+    return source
+
+
+@pytest.mark.parametrize("attention_type", ["divided_space_time", "joint_space_time", "space_only"])
+def test_timesformer_folder_loads_exactly(tmp_path, attention_type):
+    """A transformers Timesformer folder loads into tsf with its config translated and its weights renamed (logits
+    equal to the source's within 1e-5), through the tsf class and through AutoModelForVideoClassification with a tsf
+    config."""
+    source = timesformer_folder(tmp_path, attention_type)
+    pixel_values = torch.randn(2, 4, 3, 32, 32)
+    with torch.no_grad():
+        model = TsfForVideoClassification.from_pretrained(tmp_path).eval()
+        assert model.config.attention_type == attention_type and model.config.model_type == "tsf"
+        assert model.config.id2label == source.config.id2label
+        if attention_type == "space_only":  # transformers' space_only gives per-frame logits: compare the blocks
+            expected = source(pixel_values, output_hidden_states=True).hidden_states[-1]
+            actual = model(pixel_values, output_hidden_states=True).hidden_states[-1]
+        else:
+            expected, actual = source(pixel_values).logits, model(pixel_values).logits
+        torch.testing.assert_close(actual, expected, rtol=0, atol=1e-5)
+        auto = AutoModelForVideoClassification.from_pretrained(tmp_path, config=TsfConfig.from_pretrained(tmp_path))
+        assert type(auto) is TsfForVideoClassification
+        assert all(torch.equal(a, b) for a, b in zip(auto.state_dict().values(), model.state_dict().values()))
+        encoder = TsfModel.from_pretrained(tmp_path)
+        torch.testing.assert_close(encoder.eval()(pixel_values).pooler_output, model.tsf(pixel_values).pooler_output)
+
+
+def test_timesformer_base_model_folder_gives_a_new_head_only(tmp_path):
+    timesformer_folder(tmp_path, "divided_space_time", with_head=False)
+    model, info = TsfForVideoClassification.from_pretrained(tmp_path, output_loading_info=True)
+    assert sorted(info["missing_keys"]) == ["classifier.bias", "classifier.weight"]
+
+
+def test_timesformer_folder_that_does_not_fill_the_model_is_refused(tmp_path):
+    """Never random encoder weights: a checkpoint missing encoder weights raises, naming the converter script."""
+    from safetensors.torch import load_file, save_file
+
+    timesformer_folder(tmp_path, "divided_space_time")
+    weights = load_file(tmp_path / "model.safetensors")
+    del weights["timesformer.encoder.layer.1.temporal_dense.weight"]
+    save_file(weights, tmp_path / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(ValueError, match=r"do not fill the tsf model.*layers\.1\.steps\.0\.fc\.weight.*convert_transformers_timesformer"):
+        TsfForVideoClassification.from_pretrained(tmp_path)

@@ -5,8 +5,8 @@ import pytest
 import torch
 from conftest import TINY, perturb_
 
-from tsf_hf import ATTENTION_TYPES, TsfConfig, TsfForVideoClassification, modeling_tsf
-from tsf_hf.modeling_tsf import chunked_attention_forward, eager_attention_forward
+from tsf_hf import ATTENTION_TYPES, TsfConfig, TsfForVideoClassification, attention_tsf
+from tsf_hf.attention_tsf import chunked_attention_forward, eager_attention_forward
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS, AttentionInterface
 
 
@@ -27,7 +27,7 @@ def padding_mask(num_groups: int, num_tokens: int, dtype: torch.dtype) -> torch.
 def test_chunked_attention_equals_eager(pairs_per_chunk, masked, monkeypatch):
     """Chunks of any size (here 3 groups x 4 heads = 12 pairs; 5 leaves a ragged last chunk) give eager's result."""
     num_tokens = 7
-    monkeypatch.setattr(modeling_tsf, "CHUNKED_ATTENTION_SCORES", pairs_per_chunk * num_tokens * num_tokens)
+    monkeypatch.setattr(attention_tsf, "CHUNKED_ATTENTION_SCORES", pairs_per_chunk * num_tokens * num_tokens)
     torch.manual_seed(0)
     query, key, value = (torch.randn(3, 4, num_tokens, 5, dtype=torch.float64) for _ in range(3))
     mask = padding_mask(3, num_tokens, torch.float64) if masked else None

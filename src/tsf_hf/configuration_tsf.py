@@ -241,7 +241,22 @@ class TsfConfig(PreTrainedConfig):
                 f"{pretrained_model_name_or_path}: no config.json found; a tsf_hf model folder needs its config "
                 "(save it with save_pretrained, or convert a checkpoint with the scripts in conversion/)"
             )
+        if config_dict.get("model_type") == "timesformer":
+            config_dict = cls.dict_from_timesformer(config_dict)
         return config_dict, kwargs
+
+    @classmethod
+    def dict_from_timesformer(cls, config_dict: dict[str, Any]) -> dict[str, Any]:
+        """The config dict of `transformers`' `TimesformerConfig` as a `TsfConfig` dict of the same network: the
+        fields share names and meaning; its rates, typed `int` there, become floats."""
+        kept = {field.name for field in dataclasses.fields(cls)} | {"num_labels"}
+        translated = {key: value for key, value in config_dict.items() if key in kept}
+        for rate in ("hidden_dropout_prob", "attention_probs_dropout_prob", "drop_path_rate"):
+            if rate in translated:
+                translated[rate] = float(translated[rate])
+        architectures = translated.get("architectures") or []
+        translated["architectures"] = [name.replace("Timesformer", "Tsf") for name in architectures] or None
+        return translated
 
     def update(self, config_dict: dict[str, Any]) -> None:
         """Sets several fields at once and validates them together (assigning one field validates it against the

@@ -2,22 +2,24 @@
 
 import math
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import PreTrainedModel
+from transformers import PreTrainedConfig, PreTrainedModel
 from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import ImageClassifierOutput
-from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS, AttentionInterface
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.utils import ModelOutput
-from transformers.utils.generic import is_flash_attention_requested
 
-from .configuration_tsf import TsfConfig
+from .configuration_tsf import ATTENTION_SCHEMES, TsfConfig
+from .attention_tsf import attention_backend, attention_mask_for, eager_attention_forward
 from .grouping_tsf import STEP_GROUPINGS, TokenGrouper
 
 
@@ -44,109 +46,6 @@ class TsfModelOutput(ModelOutput):
     pooler_output: torch.FloatTensor | None = None
     hidden_states: tuple[torch.FloatTensor, ...] | None = None
     attentions: tuple[dict[str, torch.FloatTensor], ...] | None = None
-
-
-def eager_attention_forward(
-    module: nn.Module,
-    query: torch.Tensor,
-    key: torch.Tensor,
-    value: torch.Tensor,
-    attention_mask: torch.Tensor | None,
-    scaling: float,
-    dropout: float = 0.0,
-    **kwargs,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Plain softmax attention. q, k, v: `(groups, heads, tokens, head_dim)`; returns `(groups, tokens, heads,
-    head_dim)` and the weights `(groups, heads, tokens, tokens)`."""
-    attn_weights = torch.matmul(query, key.transpose(-1, -2)) * scaling
-    if attention_mask is not None:
-        attn_weights = attn_weights + attention_mask
-    softmax_dtype = torch.promote_types(query.dtype, torch.float32)  # at least float32 for half precisions
-    attn_weights = F.softmax(attn_weights, dim=-1, dtype=softmax_dtype).to(query.dtype)
-    attn_weights = F.dropout(attn_weights, p=dropout, training=module.training)
-    attn_output = torch.matmul(attn_weights, value).transpose(1, 2).contiguous()
-    return attn_output, attn_weights
-
-
-CHUNKED_ATTENTION_SCORES = 1 << 21
-"""Score elements per chunk of `chunked_attention_forward` (4 MiB in bfloat16: the chunk stays in cache)."""
-
-
-def chunked_attention_forward(
-    module: nn.Module,
-    query: torch.Tensor,
-    key: torch.Tensor,
-    value: torch.Tensor,
-    attention_mask: torch.Tensor | None,
-    scaling: float,
-    dropout: float = 0.0,
-    **kwargs,
-) -> tuple[torch.Tensor, None]:
-    """The `"tsf_chunked"` attention backend: softmax attention computed a few (group, head) pairs at a time, so each
-    chunk's scores stay in cache and every product is a plain batched matmul. On CPU in bfloat16 it is several times
-    faster than PyTorch's fused kernel (which runs at a fraction of the bfloat16 matmul rate there). Same arguments
-    and output layout as `eager_attention_forward` (`attention_mask` additive, `(groups, 1, 1, tokens)`); returns no
-    weights."""
-    num_groups, num_heads, num_tokens, head_dim = query.shape
-    pairs_per_chunk = max(1, CHUNKED_ATTENTION_SCORES // (num_tokens * num_tokens))
-    heads_per_chunk = min(num_heads, pairs_per_chunk)
-    groups_per_chunk = max(1, pairs_per_chunk // num_heads) if heads_per_chunk == num_heads else 1
-    masks = None if attention_mask is None else attention_mask.expand(-1, num_heads, -1, -1)  # (G, H, 1, keys)
-    no_mask = query.new_zeros(())
-    output = query.new_empty(num_groups, num_tokens, num_heads, head_dim)  # the layout callers read: no copy after
-    for first_group in range(0, num_groups, groups_per_chunk):
-        groups = slice(first_group, first_group + groups_per_chunk)
-        for first_head in range(0, num_heads, heads_per_chunk):
-            heads = slice(first_head, first_head + heads_per_chunk)
-            chunk_query, chunk_key = query[groups, heads], key[groups, heads]  # (groups, heads, tokens, head_dim)
-            bias = no_mask if masks is None else masks[groups, heads].reshape(-1, 1, masks.shape[-1])
-            # scores = scaling * q k^T (+ mask), the scaling applied inside the product
-            scores = torch.baddbmm(bias, chunk_query.flatten(0, 1), chunk_key.flatten(0, 1).transpose(1, 2), alpha=scaling)
-            probabilities = F.dropout(scores.softmax(-1), p=dropout, training=dropout > 0)
-            attended = torch.bmm(probabilities, value[groups, heads].flatten(0, 1))
-            output[groups, :, heads] = attended.view(chunk_query.shape).transpose(1, 2)
-    return output, None
-
-
-AttentionInterface.register("tsf_chunked", chunked_attention_forward)
-
-
-def attention_backend(requested: str, query: torch.Tensor, module: nn.Module, output_attentions: bool) -> str:
-    """The attention backend a step runs, from the model's `attn_implementation`. The one rule that departs from it:
-    `"sdpa"` (the default) runs as `"tsf_chunked"` for bfloat16 inference on CPU outside `torch.compile`, where the
-    chunked backend is several times faster than PyTorch's fused kernel (compiled graphs keep the fused kernel).
-    Returning attention weights always takes `"eager"`, whatever the backend, as only it computes them."""
-    if output_attentions:
-        return "eager"
-    if (
-        requested == "sdpa"
-        and query.device.type == "cpu"
-        and query.dtype == torch.bfloat16
-        and not module.training
-        and not (torch.is_grad_enabled() and query.requires_grad)
-        and not torch.compiler.is_compiling()
-    ):
-        return "tsf_chunked"
-    return requested
-
-
-def _attention_mask_for(
-    implementation: str, key_padding_mask: torch.Tensor, num_queries: int, dtype: torch.dtype
-) -> torch.Tensor | object:
-    """The mask each attention backend expects, from a `(groups, tokens)` key padding mask (True = real token)."""
-    if is_flash_attention_requested(requested_attention_implementation=implementation):
-        return key_padding_mask.to(torch.int32)
-    if implementation == "flex_attention":
-        from torch.nn.attention.flex_attention import create_block_mask
-
-        def real_key(batch_index, head_index, query_index, key_index):
-            return key_padding_mask[batch_index, key_index]
-
-        return create_block_mask(
-            real_key, key_padding_mask.shape[0], None, num_queries, key_padding_mask.shape[1], device=key_padding_mask.device
-        )
-    additive = torch.zeros(key_padding_mask.shape, dtype=dtype, device=key_padding_mask.device)
-    return additive.masked_fill(~key_padding_mask, torch.finfo(dtype).min)[:, None, None, :]
 
 
 class TsfPatchEmbeddings(nn.Module):
@@ -255,7 +154,7 @@ class TsfAttention(nn.Module):
         key_padding_mask = grouper.key_padding_mask(batch_size, query.device)
         attention_mask = None
         if key_padding_mask is not None:
-            attention_mask = _attention_mask_for(implementation, key_padding_mask, grouper.group_length, query.dtype)
+            attention_mask = attention_mask_for(implementation, key_padding_mask, grouper.group_length, query.dtype)
         attn_output, attn_weights = attention_interface(
             self,
             query,
@@ -366,6 +265,49 @@ class TsfLayer(GradientCheckpointingLayer):
         return hidden_states, attentions
 
 
+TIMESFORMER_SCHEMES = ("divided_space_time", "joint_space_time", "space_only")
+"""The schemes `transformers`' Timesformer has (its checkpoints, e.g. `facebook/timesformer-*`, load into tsf)."""
+
+_HUB_KWARGS = ("cache_dir", "force_download", "proxies", "token", "local_files_only", "revision", "subfolder")
+
+
+def timesformer_block_keys(attention_type: str) -> dict[str, str]:
+    """Module names inside a block of `transformers`' Timesformer -> those of `TsfLayer`: a divided block is a
+    temporal step then a spatial one, a joint or space-only block one step."""
+    if attention_type not in TIMESFORMER_SCHEMES:
+        raise ValueError(f"transformers' Timesformer has the schemes {TIMESFORMER_SCHEMES}, got {attention_type!r}")
+    attention_step = len(ATTENTION_SCHEMES[attention_type].steps) - 1
+    keys = {
+        "layernorm_before": f"steps.{attention_step}.norm",
+        "attention.attention.qkv": f"steps.{attention_step}.attention.qkv",
+        "attention.output.dense": f"steps.{attention_step}.attention.proj",
+        "layernorm_after": "norm",
+        "intermediate.dense": "mlp.fc1",
+        "output.dense": "mlp.fc2",
+    }
+    if attention_type == "divided_space_time":
+        keys.update(
+            {
+                "temporal_layernorm": "steps.0.norm",
+                "temporal_attention.attention.qkv": "steps.0.attention.qkv",
+                "temporal_attention.output.dense": "steps.0.attention.proj",
+                "temporal_dense": "steps.0.fc",
+            }
+        )
+    return keys
+
+
+def timesformer_key_mapping(attention_type: str) -> dict[str, str]:
+    """`from_pretrained(key_mapping=...)` patterns renaming `transformers`' Timesformer weights (with or without the
+    `timesformer.` encoder prefix) to tsf's; embeddings, final norm and classifier share their names."""
+    mapping = {
+        rf"^(?:timesformer\.)?encoder\.layer\.(\d+)\.{re.escape(source)}\.": rf"tsf.layers.\1.{target}."
+        for source, target in timesformer_block_keys(attention_type).items()
+    }
+    mapping.update({r"^timesformer\.": "tsf.", r"^embeddings\.": "tsf.embeddings.", r"^layernorm\.": "tsf.layernorm."})
+    return mapping
+
+
 class TsfPreTrainedModel(PreTrainedModel):
     """Weight initialisation, saving with `auto_map`, and the attention backends shared by the tsf models."""
 
@@ -391,6 +333,40 @@ class TsfPreTrainedModel(PreTrainedModel):
             "AutoModelForVideoClassification": f"{module}.TsfForVideoClassification",
         }
         return super().save_pretrained(save_directory, *args, **kwargs)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args: Any, **kwargs: Any) -> Any:
+        """As `PreTrainedModel.from_pretrained`. A folder or Hub repo of `transformers`' Timesformer (the
+        `facebook/timesformer-*` layout) loads too: its config is read as a `TsfConfig` (the fields share names and
+        meaning) and its weights renamed through `key_mapping`; loading is then strict, so a checkpoint that does not
+        fill the encoder raises rather than leaving random weights (only a new classification head may be missing)."""
+        hub_kwargs = {key: kwargs[key] for key in _HUB_KWARGS if key in kwargs}
+        try:
+            source_config, _ = PreTrainedConfig.get_config_dict(pretrained_model_name_or_path, **hub_kwargs)
+        except OSError:
+            source_config = {}  # no config file to read here: from_pretrained reports what is missing
+        if source_config.get("model_type") != "timesformer":
+            return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        attention_type = source_config.get("attention_type", "divided_space_time")
+        if kwargs.get("key_mapping") is not None:
+            raise ValueError("key_mapping is set by tsf_hf for transformers Timesformer checkpoints; do not pass one")
+        return_loading_info = kwargs.pop("output_loading_info", False)
+        model, loading_info = super().from_pretrained(
+            pretrained_model_name_or_path,
+            *args,
+            key_mapping=timesformer_key_mapping(attention_type),
+            output_loading_info=True,
+            **kwargs,
+        )
+        unfilled = sorted(key for key in loading_info["missing_keys"] if not key.startswith("classifier."))
+        unfilled += sorted(str(entry[0]) for entry in loading_info["mismatched_keys"] if "classifier." not in str(entry[0]))
+        if unfilled:
+            raise ValueError(
+                f"{pretrained_model_name_or_path}: the transformers Timesformer weights do not fill the tsf model "
+                f"(missing or mis-shaped: {unfilled[:8]}{' ...' if len(unfilled) > 8 else ''}); convert it with "
+                "conversion/convert_transformers_timesformer.py, which names every key"
+            )
+        return (model, loading_info) if return_loading_info else model
 
     def _init_weights(self, module: nn.Module) -> None:
         """As the original: truncated normal for linear weights, cls and spatial table; zero linear biases, temporal

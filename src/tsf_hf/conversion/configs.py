@@ -61,14 +61,9 @@ def transformers_timesformer_config(config: TsfConfig) -> "TimesformerConfig":
 
 def tsf_config_from_transformers(source_config: "TimesformerConfig", id2label: dict[int, str]) -> TsfConfig:
     """The `TsfConfig` of the same network as a `transformers` `TimesformerConfig`, with the classes `id2label`."""
-    return tsf_config(
-        image_size=source_config.image_size,
-        **{name: getattr(source_config, name) for name in TIMESFORMER_SHARED_FIELDS},
-        # transformers types these `float | int` (drop_path_rate `int`); TsfConfig's strict fields are floats
-        hidden_dropout_prob=float(source_config.hidden_dropout_prob),
-        attention_probs_dropout_prob=float(source_config.attention_probs_dropout_prob),
-        drop_path_rate=float(source_config.drop_path_rate),
-        initializer_range=source_config.initializer_range,
+    fields = TsfConfig.dict_from_timesformer(source_config.to_dict())
+    fields.update(
         id2label={int(index): name for index, name in id2label.items()},
         label2id={name: int(index) for index, name in id2label.items()},
     )
+    return tsf_config(**{key: value for key, value in fields.items() if key not in ("architectures", "num_labels")})

@@ -1,7 +1,8 @@
 """Key tables between the original TimeSformer layout, `transformers`' Timesformer, tsf_hf and ImageNet ViTs.
 
-Every table is written once, from the original layout (which is also timm's ViT layout); the other directions are
-composed or inverted from it.
+Every table is written once: original -> transformers here (the original is also timm's ViT layout), transformers ->
+tsf in `modeling_tsf.timesformer_block_keys` (which `from_pretrained` uses to load transformers' checkpoints); the
+other directions are composed or inverted from them.
 """
 
 import re
@@ -9,8 +10,10 @@ from collections.abc import Mapping
 
 import torch
 
+from ..modeling_tsf import TIMESFORMER_SCHEMES, timesformer_block_keys
 
-ORIGINAL_LAYOUT_SCHEMES = ("divided_space_time", "joint_space_time", "space_only")
+
+ORIGINAL_LAYOUT_SCHEMES = TIMESFORMER_SCHEMES
 """The schemes that have an original (and `transformers`) checkpoint layout."""
 
 # (original suffix, transformers suffix) inside blocks.i / encoder.layer.i
@@ -47,29 +50,10 @@ TOP_KEYS_ORIGINAL_TO_TSF = _top_keys_original_to("tsf")
 
 
 def block_keys_original_to_tsf(attention_type: str) -> dict[str, str]:
-    """Original block sub-keys -> tsf block sub-keys, for the schemes of `ORIGINAL_LAYOUT_SCHEMES`. Divided blocks
-    hold a temporal step (`temporal_*`) then a spatial one; joint and space-only blocks one step."""
-    if attention_type not in ORIGINAL_LAYOUT_SCHEMES:
-        raise ValueError(f"the original layout exists for {', '.join(ORIGINAL_LAYOUT_SCHEMES)}, got {attention_type!r}")
-    spatial_step = 1 if attention_type == "divided_space_time" else 0
-    keys = {
-        "norm2": "norm",
-        "mlp.fc1": "mlp.fc1",
-        "mlp.fc2": "mlp.fc2",
-        "norm1": f"steps.{spatial_step}.norm",
-        "attn.qkv": f"steps.{spatial_step}.attention.qkv",
-        "attn.proj": f"steps.{spatial_step}.attention.proj",
-    }
-    if attention_type == "divided_space_time":
-        keys.update(
-            {
-                "temporal_norm1": "steps.0.norm",
-                "temporal_attn.qkv": "steps.0.attention.qkv",
-                "temporal_attn.proj": "steps.0.attention.proj",
-                "temporal_fc": "steps.0.fc",
-            }
-        )
-    return keys
+    """Original block sub-keys -> tsf block sub-keys, for the schemes of `ORIGINAL_LAYOUT_SCHEMES`: the original ->
+    transformers table composed with the model's own transformers -> tsf table (`timesformer_block_keys`)."""
+    to_tsf = timesformer_block_keys(attention_type)
+    return {original: to_tsf[name] for original, name in BLOCK_KEYS_ORIGINAL_TO_TRANSFORMERS.items() if name in to_tsf}
 
 
 ORIGINAL_BLOCK_KEY = re.compile(r"^blocks\.(\d+)\.(.+)\.(weight|bias)$")
@@ -160,12 +144,9 @@ def original_to_transformers_state_dict(state_dict: Mapping[str, torch.Tensor]) 
 
 
 def _transformers_to_tsf_tables(attention_type: str) -> tuple[dict[str, str], dict[str, str]]:
-    """(top-level, block) key tables from `transformers`' Timesformer names to tsf names, composed from the tables
-    of the original layout."""
-    to_tsf = block_keys_original_to_tsf(attention_type)
-    block_keys = {hf: to_tsf[orig] for orig, hf in BLOCK_KEYS_ORIGINAL_TO_TRANSFORMERS.items() if orig in to_tsf}
+    """(top-level, block) key tables from `transformers`' Timesformer names to tsf names."""
     top_keys = {hf: TOP_KEYS_ORIGINAL_TO_TSF[orig] for orig, hf in TOP_KEYS_ORIGINAL_TO_TRANSFORMERS.items()}
-    return top_keys, block_keys
+    return top_keys, timesformer_block_keys(attention_type)
 
 
 def transformers_to_tsf_state_dict(
