@@ -3,8 +3,6 @@
 
 from typing import TYPE_CHECKING, Any
 
-from huggingface_hub.errors import StrictDataclassError
-
 from ..configuration_tsf import TsfConfig
 
 
@@ -13,18 +11,15 @@ if TYPE_CHECKING:
 
 
 def tsf_config(**fields: Any) -> TsfConfig:
-    """`TsfConfig(**fields)` for a converter: a head count that does not divide the width read from the weights, or
-    any other invalid field, is a `ValueError` naming it (not the config's strict-dataclass error)."""
+    """`TsfConfig(**fields)` for a converter: a head count that does not divide the width read from the weights is
+    a `ValueError` saying that heads cannot be read from weights (other invalid fields raise as the config does)."""
     hidden_size, heads = fields.get("hidden_size"), fields.get("num_attention_heads")
     if hidden_size is not None and isinstance(heads, int) and heads > 0 and hidden_size % heads:
         raise ValueError(
             f"num_attention_heads must divide the width {hidden_size} the weights have, got {heads} (heads cannot be "
             "read from weights: pass the count the model was trained with)"
         )
-    try:
-        return TsfConfig(**fields)
-    except StrictDataclassError as error:
-        raise ValueError(str(error.__cause__ or error)) from error
+    return TsfConfig(**fields)
 
 
 TIMESFORMER_SHARED_FIELDS = (
