@@ -22,6 +22,14 @@ TINY = dict(
 )
 """The tiny model shape most tests use (config fields shared by TsfConfig and transformers' TimesformerConfig)."""
 
+VIDEO_PROCESSOR_FILES = {
+    "video_processing_tsf.py",
+    "video_decoding_tsf.py",
+    "video_sampling_tsf.py",
+    "video_transforms_tsf.py",
+}
+"""The remote-code files a saved video processor carries: the processor and the siblings it imports."""
+
 
 def perturb_(model: torch.nn.Module, std: float = 0.05) -> torch.nn.Module:
     """Adds noise from the global generator to every parameter (a fresh model has its extra fc layers and temporal

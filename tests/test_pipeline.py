@@ -13,7 +13,7 @@ import av
 import numpy as np
 import pytest
 import torch
-from conftest import TINY
+from conftest import TINY, VIDEO_PROCESSOR_FILES
 from transformers import pipeline
 
 from tsf_hf import TsfConfig, TsfForVideoClassification, TsfImageProcessor, TsfVideoProcessor
@@ -149,6 +149,7 @@ print(json.dumps({{
 
 
 def test_pipeline_with_remote_code(saved_model, small_video, tmp_path):
+    assert {"image_processing_tsf.py"} | VIDEO_PROCESSOR_FILES <= {path.name for path in saved_model.iterdir()}
     site_packages = sysconfig.get_paths()["purelib"]
     script = REMOTE_SCRIPT.format(site_packages=site_packages, folder=str(saved_model), video=str(small_video))
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}

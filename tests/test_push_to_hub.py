@@ -10,7 +10,7 @@ import torch
 from huggingface_hub import HfApi, hf_hub_download
 from huggingface_hub.errors import EntryNotFoundError
 
-from conftest import tiny_vit
+from conftest import VIDEO_PROCESSOR_FILES, tiny_vit
 from hub_mock import mock_hub  # noqa: F401  (pytest fixture)
 from test_conversion import _timesformer_folder, original_state_dict, random_video, save_original_checkpoint
 from tsf_hf.conversion import (
@@ -27,11 +27,10 @@ UPLOADED_FILES = {
     "model.safetensors",
     "configuration_tsf.py",
     "modeling_tsf.py",
-    "video_processing_tsf.py",
     "image_processing_tsf.py",
     "video_preprocessor_config.json",
     "preprocessor_config.json",
-}
+} | VIDEO_PROCESSOR_FILES
 
 # Runs in a fresh interpreter where importing tsf_hf fails, so everything must come from the repo's remote code.
 LOAD_WITHOUT_PACKAGE = textwrap.dedent(
