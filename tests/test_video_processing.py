@@ -386,7 +386,7 @@ def test_invalid_settings(small_video):
             processor(str(small_video), **kwargs)
     with pytest.raises(TypeError, match="unexpected keyword arguments \\['nmu_frames'\\]"):
         processor(str(small_video), nmu_frames=4)
-    with pytest.raises(Exception, match="num_frames"):
+    with pytest.raises(TypeError, match="Field 'num_frames' with value '8'"):
         processor(str(small_video), num_frames="8")
 
 
