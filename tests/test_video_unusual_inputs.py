@@ -216,6 +216,7 @@ def test_uint16_frames_are_read_as_full_range_16_bit():
     reference = processor(frames)["pixel_values"]
     assert torch.equal(processor(sixteen)["pixel_values"], reference)
     assert torch.equal(processor(torch.from_numpy(sixteen).permute(0, 3, 1, 2))["pixel_values"], reference)
+    assert torch.equal(processor(sixteen.astype(">u2"))["pixel_values"], reference)  # big-endian, as PIL's I;16B
     gray = [Image.fromarray(frame[..., 0].astype(np.uint16) * 257) for frame in frames]  # PIL mode I;16
     assert gray[0].mode.startswith("I;16")
     expected = processor(np.repeat(frames[..., :1], 3, -1))["pixel_values"]

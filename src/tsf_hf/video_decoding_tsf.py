@@ -146,10 +146,11 @@ def _frames_to_tensor(frames: Any, name: str, channels_last: bool | None) -> tor
 
 
 def _array_to_tensor(array: np.ndarray, name: str) -> torch.Tensor:
-    """A numpy array of frame values as a tensor (no copy when contiguous), refusing non-numeric dtypes."""
+    """A numpy array of frame values as a tensor (no copy when contiguous and in native byte order, unlike PIL's
+    big-endian "I;16B"), refusing non-numeric dtypes."""
     if array.dtype.kind not in "biuf":
         raise TypeError(f"{name}: expected frames of numbers (uint8 0-255 or float), got numpy dtype {array.dtype}")
-    return torch.from_numpy(np.ascontiguousarray(array))
+    return torch.from_numpy(np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("=")))
 
 
 def _frame_to_tensor(frame: Any, name: str) -> torch.Tensor:

@@ -310,7 +310,8 @@ class TsfProcessingMixin:
         never resized whole."""
         crop_height, crop_width = settings["crop_size"].height, settings["crop_size"].width
         height, width = frames.shape[-2:]
-        if short_side is not None:
+        resize = short_side is not None and min(height, width) != short_side
+        if resize:
             height, width = short_side_resized_size(height, width, short_side)
         if settings["train"]:
             if crop_height > height or crop_width > width:
@@ -320,9 +321,9 @@ class TsfProcessingMixin:
             offsets = [(top, left)]
         else:
             offsets = spatial_crop_offsets(height, width, crop_height, crop_width, settings["num_spatial_crops"])
-        if short_side is not None and height * width > CROP_REGION_FACTOR * len(offsets) * crop_height * crop_width:
+        if resize and height * width > CROP_REGION_FACTOR * len(offsets) * crop_height * crop_width:
             return resized_crops(frames, (height, width), offsets, (crop_height, crop_width), mode)
-        if short_side is not None:
+        if resize:
             frames = short_side_resize(frames, short_side, mode)
         return torch.stack([frames[..., top : top + crop_height, left : left + crop_width] for top, left in offsets])
 
@@ -512,6 +513,7 @@ __all__ = [
     "TsfVideoProcessor",
     "TsfVideoProcessorKwargs",
     "VideoReader",
+    "check_frame_values",
     "describe_video",
     "open_video",
     "sample_clip_indices",
