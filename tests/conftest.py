@@ -27,6 +27,9 @@ TINY = dict(
 REMOTE_CODE_FILES = frozenset(path.name for path in Path(tsf_hf.__file__).parent.glob("*_tsf.py"))
 """The package's remote-code files (`*_tsf.py`): what a saved or pushed folder carries for `trust_remote_code`."""
 
+VIDEO_PROCESSOR_FILES = frozenset(name for name in REMOTE_CODE_FILES if name.startswith("video_"))
+"""The remote-code files a saved video processor carries: the processor and the siblings it imports."""
+
 
 def perturb_(model: torch.nn.Module, std: float = 0.05) -> torch.nn.Module:
     """Adds noise from the global generator to every parameter (a fresh model has its extra fc layers and temporal

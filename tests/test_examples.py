@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import tiny_vit
+from conftest import VIDEO_PROCESSOR_FILES, tiny_vit
 from hub_mock import MockHub
 from safetensors.numpy import load_file
 
@@ -31,9 +31,8 @@ PUSHED_FILES = {
     "model.safetensors",
     "configuration_tsf.py",
     "modeling_tsf.py",
-    "video_processing_tsf.py",
     "video_preprocessor_config.json",
-}
+} | VIDEO_PROCESSOR_FILES
 
 sys.path.insert(0, str(EXAMPLES))
 import video_classification_common as common  # noqa: E402

@@ -13,10 +13,16 @@ import av
 import numpy as np
 import pytest
 import torch
-from conftest import TINY
+from conftest import TINY, VIDEO_PROCESSOR_FILES
 from transformers import pipeline
 
-from tsf_hf import TsfConfig, TsfForVideoClassification, TsfImageProcessor, TsfVideoProcessor
+from tsf_hf import (
+    TsfConfig,
+    TsfForVideoClassification,
+    TsfImageProcessor,
+    TsfVideoClassificationPipeline,
+    TsfVideoProcessor,
+)
 
 
 LABELS = {0: "left", 1: "right", 2: "up", 3: "down"}
@@ -149,6 +155,7 @@ print(json.dumps({{
 
 
 def test_pipeline_with_remote_code(saved_model, small_video, tmp_path):
+    assert {"image_processing_tsf.py"} | VIDEO_PROCESSOR_FILES <= {path.name for path in saved_model.iterdir()}
     site_packages = sysconfig.get_paths()["purelib"]
     script = REMOTE_SCRIPT.format(site_packages=site_packages, folder=str(saved_model), video=str(small_video))
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
@@ -183,12 +190,35 @@ def test_three_crop_protocol_averages_view_logits(small_video):
     assert torch.equal(wide[0, 1], centre) and not torch.equal(wide[0, 0], wide[0, 2])
 
 
+def test_pipeline_frame_sampling_rate_means_dense_sampling(saved_model, video_factory):
+    """`frame_sampling_rate=r` samples a dense clip of frames r apart (at 30 fps), centred; without it the pipeline
+    samples uniformly over the whole video, as before."""
+    video = str(video_factory(num_frames=90))
+    classifier = pipeline("video-classification", model=str(saved_model))
+    assert type(classifier) is TsfVideoClassificationPipeline
+    model = TsfForVideoClassification.from_pretrained(saved_model).eval()
+    processor = TsfVideoProcessor.from_pretrained(saved_model)
+    for rate in (2, 5):
+        dense = processor(video, sampling_strategy="dense", sampling_rate=rate, return_tensors="pt")
+        assert not torch.equal(dense["pixel_values"], processor(video, return_tensors="pt")["pixel_values"])
+        with torch.no_grad():
+            probabilities = model(**dense).logits[0].softmax(-1)
+        for entry in classifier(video, frame_sampling_rate=rate):
+            index = model.config.label2id[entry["label"]]
+            assert entry["score"] == pytest.approx(float(probabilities[index]), abs=1e-6)
+    for bad in (0, 1.5):
+        with pytest.raises(ValueError, match=f"frame_sampling_rate must be an integer >= 1, got {bad}"):
+            classifier(video, frame_sampling_rate=bad)
+
+
 def test_legacy_image_processor_pipeline_path(saved_model, small_video):
-    """A pipeline built with only the image processor decodes with PyAV itself and hands frames over."""
+    """A pipeline built with only the image processor decodes with PyAV itself and hands frames over (tsf's pipeline
+    leaves this path to transformers')."""
     from transformers import VideoClassificationPipeline
 
     model = TsfForVideoClassification.from_pretrained(saved_model).eval()
     image_processor = TsfImageProcessor.from_pretrained(saved_model)
-    classifier = VideoClassificationPipeline(model=model, image_processor=image_processor)
-    result = classifier(str(small_video), num_frames=4, frame_sampling_rate=2)
-    assert len(result) == 4 and abs(sum(entry["score"] for entry in result) - 1) < 1e-5
+    for pipeline_class in (VideoClassificationPipeline, TsfVideoClassificationPipeline):
+        classifier = pipeline_class(model=model, image_processor=image_processor)
+        result = classifier(str(small_video), num_frames=4, frame_sampling_rate=2)
+        assert len(result) == 4 and abs(sum(entry["score"] for entry in result) - 1) < 1e-5

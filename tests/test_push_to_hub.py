@@ -10,7 +10,7 @@ import torch
 from huggingface_hub import HfApi, ModelCard, hf_hub_download
 from huggingface_hub.errors import EntryNotFoundError
 
-from conftest import tiny_vit
+from conftest import VIDEO_PROCESSOR_FILES, tiny_vit
 from hub_mock import mock_hub  # noqa: F401  (pytest fixture)
 from test_conversion import (
     CONVERTED_FOLDER_FILES,

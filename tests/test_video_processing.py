@@ -13,7 +13,7 @@ import av
 import numpy as np
 import pytest
 import torch
-from conftest import decode_all, synthetic_frame
+from conftest import VIDEO_PROCESSOR_FILES, decode_all, synthetic_frame
 from PIL import Image
 from transformers import AutoImageProcessor, AutoVideoProcessor
 
@@ -361,12 +361,15 @@ def test_save_and_reload(tmp_path, small_video):
     assert saved["sampling_strategy"] == "segment" and saved["auto_map"] == {
         "AutoVideoProcessor": "video_processing_tsf.TsfVideoProcessor"
     }
-    assert (tmp_path / "video_processing_tsf.py").exists()
+    assert VIDEO_PROCESSOR_FILES <= {path.name for path in tmp_path.iterdir()}  # the processor and its siblings
     for reloaded in (TsfVideoProcessor.from_pretrained(tmp_path), AutoVideoProcessor.from_pretrained(tmp_path)):
         assert type(reloaded) is TsfVideoProcessor and reloaded.to_dict() == processor.to_dict()
         assert torch.equal(reloaded(str(small_video))["pixel_values"], processor(str(small_video))["pixel_values"])
     image_processor = TsfImageProcessor(**SMALL)
     image_processor.save_pretrained(tmp_path / "image")
+    # the image processor's file imports the video processor's, which imports its siblings: all are copied
+    saved = {path.name for path in (tmp_path / "image").iterdir()}
+    assert {"image_processing_tsf.py"} | VIDEO_PROCESSOR_FILES <= saved
     reloaded = AutoImageProcessor.from_pretrained(tmp_path / "image")
     assert type(reloaded) is TsfImageProcessor and reloaded.to_dict() == image_processor.to_dict()
 
@@ -383,7 +386,7 @@ def test_invalid_settings(small_video):
             processor(str(small_video), **kwargs)
     with pytest.raises(TypeError, match="unexpected keyword arguments \\['nmu_frames'\\]"):
         processor(str(small_video), nmu_frames=4)
-    with pytest.raises(Exception, match="num_frames"):
+    with pytest.raises(TypeError, match="Field 'num_frames' with value '8'"):
         processor(str(small_video), num_frames="8")
 
 
@@ -499,14 +502,14 @@ def test_torchcodec_backend(small_video):
 def test_auto_backend_lets_pyav_name_what_torchcodec_cannot_open(small_video, tmp_path, monkeypatch):
     """Where torchcodec is usable, `auto` tries it first; its errors are generic, so PyAV opens the file again and
     either reads it or names the problem."""
-    import tsf_hf.video_processing_tsf as video_processing
+    import tsf_hf.video_decoding_tsf as video_decoding
 
     class FailingTorchCodecReader:
         def __init__(self, source, name):
             raise ValueError(f"{name}: cannot decode as a video (generic)")
 
-    monkeypatch.setattr(video_processing, "is_torchcodec_usable", lambda decode: True)
-    monkeypatch.setattr(video_processing, "TorchCodecReader", FailingTorchCodecReader)
+    monkeypatch.setattr(video_decoding, "is_torchcodec_usable", lambda decode: True)
+    monkeypatch.setattr(video_decoding, "TorchCodecReader", FailingTorchCodecReader)
     with open_video(small_video) as reader:
         assert reader.backend == "pyav" and reader.num_frames == 40
     with open(small_video, "rb") as file, open_video(file) as reader:  # a file object is rewound for PyAV

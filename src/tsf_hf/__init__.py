@@ -1,7 +1,8 @@
 """tsf_hf: TimeSformer as a Hugging Face Transformers model.
 
-Importing the package registers the tsf classes with transformers' Auto classes; saved folders also carry the code
-(`auto_map`), so they load with `trust_remote_code=True` where tsf_hf is not installed.
+Importing the package registers the tsf classes with transformers' Auto classes (and a video-classification pipeline
+that passes `frame_sampling_rate` on to tsf processors); saved folders also carry the code (`auto_map`), so they load
+with `trust_remote_code=True` where tsf_hf is not installed.
 """
 
 from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoModelForVideoClassification, AutoVideoProcessor
@@ -9,6 +10,7 @@ from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoModelFor
 from .configuration_tsf import ATTENTION_TYPES, VARIANTS, TsfConfig
 from .image_processing_tsf import TsfImageProcessor
 from .modeling_tsf import TsfForVideoClassification, TsfModel, TsfPreTrainedModel
+from .pipelines import TsfVideoClassificationPipeline, register_video_classification_pipeline
 from .video_processing_tsf import TsfVideoProcessor
 
 
@@ -22,6 +24,7 @@ AutoVideoProcessor.register(TsfConfig, TsfVideoProcessor, exist_ok=True)
 AutoImageProcessor.register(TsfConfig, image_processor_classes={"torchvision": TsfImageProcessor}, exist_ok=True)
 TsfVideoProcessor.register_for_auto_class("AutoVideoProcessor")
 TsfImageProcessor.register_for_auto_class("AutoImageProcessor")
+register_video_classification_pipeline()
 
 __all__ = [
     "ATTENTION_TYPES",
@@ -31,5 +34,6 @@ __all__ = [
     "TsfImageProcessor",
     "TsfModel",
     "TsfPreTrainedModel",
+    "TsfVideoClassificationPipeline",
     "TsfVideoProcessor",
 ]
