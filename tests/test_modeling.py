@@ -123,10 +123,12 @@ def test_parity_with_transformers_timesformer(attention_type):
         for implementation in ("eager", "sdpa"):
             model.set_attn_implementation(implementation)
             actual = model(pixel_values, output_hidden_states=True)
-            torch.testing.assert_close(actual.logits, expected.logits, atol=1e-5, rtol=0)
+            # eager runs the same products in the same order: bit for bit; sdpa's fused kernel rounds differently
+            tolerance = 0.0 if implementation == "eager" else 1e-6
+            torch.testing.assert_close(actual.logits, expected.logits, atol=tolerance, rtol=0)
             assert len(actual.hidden_states) == len(expected.hidden_states) == 3
             for ours, theirs in zip(actual.hidden_states, expected.hidden_states):
-                torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=0)
+                torch.testing.assert_close(ours, theirs, atol=tolerance if implementation == "eager" else 1e-6, rtol=0)
     assert expected.logits.abs().max() > 0.1  # not a trivially small output
 
 
@@ -250,7 +252,7 @@ def test_backends_agree_for_every_scheme(attention_type):
                 results[implementation] = model(pixel_values).logits
         assert torch.isfinite(results["eager"]).all()
         for implementation in ("sdpa", "flex_attention", "tsf_chunked"):
-            torch.testing.assert_close(results[implementation], results["eager"], atol=1e-5, rtol=0)
+            torch.testing.assert_close(results[implementation], results["eager"], atol=1e-6, rtol=0)
 
 
 @pytest.mark.parametrize("attention_type", ATTENTION_TYPES)
@@ -516,8 +518,8 @@ def test_gradient_checkpointing_gives_the_same_gradients(attention_type):
     model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     assert all(layer.gradient_checkpointing for layer in model.tsf.layers)
     checkpointed = gradients()
-    for name in plain:
-        torch.testing.assert_close(checkpointed[name], plain[name], atol=1e-6, rtol=1e-5)
+    for name in plain:  # the recomputed forward is the same computation: gradients equal bit for bit
+        assert torch.equal(checkpointed[name], plain[name]), name
 
 
 @pytest.mark.parametrize("attention_type", ATTENTION_TYPES)
