@@ -1,13 +1,15 @@
 """tsf_hf: TimeSformer as a Hugging Face Transformers model.
 
-Importing the package registers the tsf classes with transformers' Auto classes; saved folders also carry the code
-(`auto_map`), so they load with `trust_remote_code=True` where tsf_hf is not installed.
+Importing the package registers the tsf classes with transformers' Auto classes and gives `save_pretrained` and
+`push_to_hub` of tsf models a model card (`model_cards`); saved folders also carry the code (`auto_map`), so they load
+with `trust_remote_code=True` where tsf_hf is not installed.
 """
 
 from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoModelForVideoClassification, AutoVideoProcessor
 
 from .configuration_tsf import ATTENTION_TYPES, VARIANTS, TsfConfig
 from .image_processing_tsf import TsfImageProcessor
+from .model_cards import write_model_card
 from .modeling_tsf import TsfForVideoClassification, TsfModel, TsfPreTrainedModel
 from .video_processing_tsf import TsfVideoProcessor
 
@@ -22,6 +24,7 @@ AutoVideoProcessor.register(TsfConfig, TsfVideoProcessor, exist_ok=True)
 AutoImageProcessor.register(TsfConfig, image_processor_classes={"torchvision": TsfImageProcessor}, exist_ok=True)
 TsfVideoProcessor.register_for_auto_class("AutoVideoProcessor")
 TsfImageProcessor.register_for_auto_class("AutoImageProcessor")
+TsfPreTrainedModel.model_card_writer = staticmethod(write_model_card)
 
 __all__ = [
     "ATTENTION_TYPES",
