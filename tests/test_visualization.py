@@ -8,8 +8,9 @@ import pytest
 import torch
 from PIL import Image
 
-from tsf_hf import ATTENTION_TYPES, TsfConfig, TsfForVideoClassification, TsfVideoProcessor
+from tsf_hf import ATTENTION_TYPES, TsfConfig, TsfForVideoClassification, TsfModel, TsfVideoProcessor
 from tsf_hf.visualization import (
+    _frame_labels,
     attention_rollout,
     contrast_limits,
     heat_colours,
@@ -239,10 +240,21 @@ def test_visualize_attention_names_the_prediction(tmp_path, small_video):
     model.config.label2id = {name: index for index, name in model.config.id2label.items()}
     visualize_attention(model, processor, str(small_video), tmp_path / "b.png")
     visualize_attention(model, processor, str(small_video), tmp_path / "c.png", show_prediction=False)
-    first, renamed, without = (np.asarray(Image.open(tmp_path / f"{name}.png")) for name in "abc")
+    visualize_attention(TsfModel(tiny_config()).eval(), processor, str(small_video), tmp_path / "d.png")
+    first, renamed, without, encoder = (np.asarray(Image.open(tmp_path / f"{name}.png")) for name in "abcd")
     assert first.shape == renamed.shape and without.shape[0] < first.shape[0]  # one title line fewer
+    assert encoder.shape == without.shape  # a model without a head predicts nothing
     differing_rows = np.nonzero((first != renamed).any(axis=(1, 2)))[0]
     assert len(differing_rows) and differing_rows.max() < 80  # only the prediction line changed
+
+
+def test_frames_are_labelled_with_index_and_time_when_the_rate_is_known(small_video):
+    processor = TsfVideoProcessor(size={"shortest_edge": 32}, crop_size=32, num_frames=4)
+    [metadata] = processor(str(small_video), return_metadata=True)["video_metadata"]  # 40 frames at 30 fps
+    assert _frame_labels(metadata, 4) == ["frame 0, 0.00 s", "frame 10, 0.33 s", "frame 20, 0.67 s", "frame 30, 1.00 s"]
+    frames = np.zeros((40, 8, 8, 3), dtype=np.uint8)
+    [metadata] = processor(frames, return_metadata=True)["video_metadata"]  # frames without a frame rate
+    assert _frame_labels(metadata, 4) == ["frame 0", "frame 10", "frame 20", "frame 30"]
 
 
 def test_percentile_contrast_ignores_a_hot_outlier():
