@@ -136,9 +136,11 @@ def test_save_pretrained_writes_a_card_where_the_folder_has_none(tmp_path):
     reloaded.save_pretrained(tmp_path / "again")
     assert ModelCard.load(tmp_path / "again" / "README.md").data.base_model is None
     encoder = TsfModel(TsfConfig(**TINY))
+    encoder.add_model_tags(["kinetics-features"])
     encoder.save_pretrained(tmp_path / "encoder")
     card = ModelCard.load(tmp_path / "encoder" / "README.md")
     assert card.data.pipeline_tag is None and "Classes" not in card.text
+    assert card.data.tags == [*CARD_TAGS, "kinetics-features"]
     assert f'AutoModel.from_pretrained("{tmp_path / "encoder"}", trust_remote_code=True)' in card.text
 
 

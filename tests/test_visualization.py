@@ -2,6 +2,7 @@
 scale, contrast and files."""
 
 import os
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from PIL import Image
 from tsf_hf import ATTENTION_TYPES, TsfConfig, TsfForVideoClassification, TsfModel, TsfVideoProcessor
 from tsf_hf.visualization import (
     _frame_labels,
+    _prediction,
     attention_rollout,
     contrast_limits,
     heat_colours,
@@ -123,7 +125,7 @@ def test_visualize_attention_files(tmp_path, small_video):
         visualize_attention(joint, processor, str(small_video), tmp_path / "x.png", method="temporal")
 
 
-def test_visualize_attention_refuses_bad_outputs_before_running(tmp_path, small_video):
+def test_visualize_attention_refuses_bad_arguments(tmp_path, small_video):
     model = TsfForVideoClassification(tiny_config()).eval()
     processor = TsfVideoProcessor(size={"shortest_edge": 32}, crop_size=32, num_frames=4)
     with pytest.raises(ValueError, match=r"image suffix .* got '.*attention\.mp4'"):
@@ -135,6 +137,10 @@ def test_visualize_attention_refuses_bad_outputs_before_running(tmp_path, small_
     assert copy.read_bytes() == small_video.read_bytes()
     with pytest.raises(ValueError, match="layout must be one of"):
         visualize_attention(model, processor, str(small_video), tmp_path / "x.png", layout="grid")
+    with pytest.raises(ValueError, match=r"layer must be in \[-2, 2\), got 2"):
+        visualize_attention(model, processor, str(small_video), tmp_path / "x.png", method="temporal", layer=2)
+    with pytest.raises(ValueError, match="must be finite"):
+        overlay_attention(np.zeros((1, 8, 8, 3), dtype=np.uint8), np.full((1, 2, 2), np.nan))
 
 
 def random_frames(count: int, size: int, seed: int = 0) -> np.ndarray:
@@ -244,6 +250,12 @@ def test_visualize_attention_names_the_prediction(tmp_path, small_video):
     first, renamed, without, encoder = (np.asarray(Image.open(tmp_path / f"{name}.png")) for name in "abcd")
     assert first.shape == renamed.shape and without.shape[0] < first.shape[0]  # one title line fewer
     assert encoder.shape == without.shape  # a model without a head predicts nothing
+    logits = SimpleNamespace(logits=torch.tensor([[0.0, 2.0, 0.0]]))
+    assert _prediction(model, logits) == "Predicted: running (0.79)"  # softmax
+    model.config.problem_type = "multi_label_classification"
+    assert _prediction(model, logits) == "Predicted: running (0.88)"  # sigmoid
+    model.config.problem_type = "regression"
+    assert _prediction(model, logits) == "Predicted value: 0, 2, 0"
     differing_rows = np.nonzero((first != renamed).any(axis=(1, 2)))[0]
     assert len(differing_rows) and differing_rows.max() < 80  # only the prediction line changed
 

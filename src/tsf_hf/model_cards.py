@@ -134,13 +134,14 @@ def write_model_card(
     token: bool | str | None = None,
 ) -> None:
     """Writes `saved_model_card` as `folder`/README.md, atomically, where there is no card to keep: for a saved
-    folder (`repo_id` None), when the folder has no README.md; for an upload to the Hub repo `repo_id`, when the repo
-    has none (`folder` then holds transformers' blank template, whose tags the card keeps)."""
+    folder (`repo_id` None), when the folder has no README.md (the card takes the model's `model_tags`); for an
+    upload to the Hub repo `repo_id`, when the repo has none (`folder` then holds transformers' blank template, whose
+    tags, the model's and the upload's, the card keeps)."""
     path = os.path.join(os.fspath(folder), "README.md")
     if repo_id is None:
         if os.path.exists(path):
             return
-        card = saved_model_card(model, os.fspath(folder))
+        card = saved_model_card(model, os.fspath(folder), model.model_tags or ())
     else:
         if HfApi(token=token).file_exists(repo_id, "README.md"):
             return

@@ -95,6 +95,8 @@ def temporal_attention(
         `(batch, frames, rows, cols)`, heads averaged; sums to 1 over frames at every position.
     """
     frames, rows, cols = grid
+    if not -len(attentions) <= layer < len(attentions):
+        raise ValueError(f"layer must be in [{-len(attentions)}, {len(attentions)}), got {layer}")
     if "time" not in attentions[layer]:
         raise ValueError(f"temporal attention needs a scheme with a 'time' step, got steps {list(attentions[layer])}")
     query_frame = frames // 2 if query_frame is None else query_frame
@@ -157,12 +159,15 @@ def _blend(frame: np.ndarray, heat: np.ndarray, alpha: float) -> Image.Image:
 
 
 def _check_maps(frames: np.ndarray, maps: np.ndarray | torch.Tensor, alpha: float) -> np.ndarray:
+    """`maps` as float32 after checking frames, maps and `alpha` fit together."""
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise ValueError(f"expected frames (T, H, W, 3) uint8, got shape {frames.shape} {frames.dtype}")
     maps = np.asarray(maps, dtype=np.float32)
     if maps.ndim != 3 or len(maps) != len(frames):
         raise ValueError(f"expected maps (T, rows, cols) for {len(frames)} frames, got shape {maps.shape}")
+    if not np.isfinite(maps).all():
+        raise ValueError(f"attention maps must be finite, got {np.count_nonzero(~np.isfinite(maps))} NaN or inf values")
     if not 0 <= alpha <= 1:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
     return maps
@@ -377,12 +382,16 @@ def save_overlay(images: list[Image.Image], path: str | os.PathLike, frame_durat
 
 
 def _prediction(model: torch.nn.Module, outputs: Any) -> str | None:
-    """`Predicted: label (score)` of a model with a classification head (softmax score; sigmoid for multi-label)."""
+    """`Predicted: label (score)` of a model with a classification head (softmax score; sigmoid for multi-label), or
+    `Predicted value: v` of a regression head."""
     logits = getattr(outputs, "logits", None)
     if logits is None:
         return None
     logits = logits[0].float()
-    multi_label = model.config.problem_type == "multi_label_classification"
+    problem_type = model.config.problem_type
+    if problem_type == "regression" or (problem_type is None and len(logits) == 1):  # as transformers' loss reads it
+        return "Predicted value: " + ", ".join(f"{value:.3g}" for value in logits.tolist())
+    multi_label = problem_type == "multi_label_classification"
     scores = logits.sigmoid() if multi_label else logits.softmax(-1)
     index = int(scores.argmax())
     return f"Predicted: {model.config.id2label.get(index, str(index))} ({float(scores[index]):.2f})"
