@@ -79,16 +79,20 @@ class MockHub:
     @contextlib.contextmanager
     def patched_environment(self, home: str | os.PathLike) -> Iterator["MockHub"]:
         """Points this process's `huggingface_hub` at the mock (environment and its already-read endpoint
-        constants), restoring everything on exit."""
+        constants) and gives transformers a fresh shared client (it keeps one per process, with the endpoint it was
+        created with), restoring everything on exit."""
         from huggingface_hub import constants
+        from transformers.utils import hub as transformers_hub
 
         saved_env = dict(os.environ)
         saved = {name: getattr(constants, name) for name in ("ENDPOINT", "HUGGINGFACE_CO_URL_TEMPLATE", "HF_HUB_CACHE")}
+        saved_client = transformers_hub._hf_api
         os.environ.clear()
         os.environ.update(self.environment(home, saved_env))
         constants.ENDPOINT = self.url
         constants.HUGGINGFACE_CO_URL_TEMPLATE = self.url + "/{repo_id}/resolve/{revision}/{filename}"
         constants.HF_HUB_CACHE = os.environ["HF_HUB_CACHE"]
+        transformers_hub._hf_api = None
         try:
             yield self
         finally:
@@ -96,6 +100,7 @@ class MockHub:
             os.environ.update(saved_env)
             for name, value in saved.items():
                 setattr(constants, name, value)
+            transformers_hub._hf_api = saved_client
 
     # -- repository state ------------------------------------------------------------------------------------------
 

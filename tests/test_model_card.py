@@ -1,9 +1,11 @@
-"""Model cards of converted folders: metadata through huggingface_hub's ModelCard, read back as it parses them."""
+"""Model cards through huggingface_hub's ModelCard, read back as it parses them: the cards of converted folders, and
+the card `save_pretrained` / `push_to_hub` of a tsf model write where the folder or the Hub repo has none."""
 
 import pytest
 import torch
 from conftest import TINY, tiny_vit
-from huggingface_hub import ModelCard
+from hub_mock import mock_hub  # noqa: F401  (pytest fixture)
+from huggingface_hub import HfApi, ModelCard
 from test_conversion import (
     _load_script,
     _timesformer_folder,
@@ -12,7 +14,7 @@ from test_conversion import (
     save_original_checkpoint,
 )
 
-from tsf_hf import TsfConfig
+from tsf_hf import TsfConfig, TsfForVideoClassification, TsfModel
 from tsf_hf.conversion import (
     build_processors,
     convert_imagenet_vit,
@@ -20,6 +22,7 @@ from tsf_hf.conversion import (
     convert_transformers_timesformer,
     model_card,
 )
+from tsf_hf.model_cards import CARD_TAGS
 
 
 def test_released_checkpoint_card_metadata(tmp_path):
@@ -113,3 +116,68 @@ def test_card_of_a_custom_size_model(tmp_path):
     assert card.data.model_name == "TimeSformer (custom size)"
     assert card.data.license is None and card.data.eval_results is None
     assert f'from_pretrained("{tmp_path / "x"}", trust_remote_code=True)' in card.text
+
+
+def tiny_classifier() -> TsfForVideoClassification:
+    return TsfForVideoClassification(TsfConfig(**TINY, id2label={0: "walk: fast", 1: "run"}))
+
+
+def test_save_pretrained_writes_a_card_where_the_folder_has_none(tmp_path):
+    folder = tmp_path / "my-model"
+    tiny_classifier().save_pretrained(folder)
+    card = ModelCard.load(folder / "README.md")
+    assert card.data.library_name == "transformers" and card.data.pipeline_tag == "video-classification"
+    assert card.data.tags == CARD_TAGS and card.data.model_name == "my-model"
+    assert card.data.base_model is None and card.data.license is None  # loaded from nowhere, no licence known
+    assert "- Classes (2): `walk: fast`, `run`." in card.text
+    assert f'AutoModelForVideoClassification.from_pretrained("{folder}", trust_remote_code=True)' in card.text
+    assert not [path.name for path in folder.iterdir() if path.name.startswith(".")]  # no temporary file left
+    reloaded = TsfForVideoClassification.from_pretrained(folder)  # a local folder is no Hub base model
+    reloaded.save_pretrained(tmp_path / "again")
+    assert ModelCard.load(tmp_path / "again" / "README.md").data.base_model is None
+    encoder = TsfModel(TsfConfig(**TINY))
+    encoder.add_model_tags(["kinetics-features"])
+    encoder.save_pretrained(tmp_path / "encoder")
+    card = ModelCard.load(tmp_path / "encoder" / "README.md")
+    assert card.data.pipeline_tag is None and "Classes" not in card.text
+    assert card.data.tags == [*CARD_TAGS, "kinetics-features"]
+    assert f'AutoModel.from_pretrained("{tmp_path / "encoder"}", trust_remote_code=True)' in card.text
+
+
+def test_save_pretrained_never_replaces_a_card(tmp_path):
+    folder = tmp_path / "my-model"
+    folder.mkdir()
+    (folder / "README.md").write_text("my own notes")
+    tiny_classifier().save_pretrained(folder)
+    assert (folder / "README.md").read_text() == "my own notes"
+    tiny_classifier().save_pretrained(tmp_path / "other", is_main_process=False)
+    assert not (tmp_path / "other" / "README.md").exists()  # only the main process writes
+
+
+def test_push_to_hub_writes_a_card_where_the_repo_has_none(tmp_path, mock_hub):  # noqa: F811
+    tiny_classifier().push_to_hub("toy-card", tags=["my-tag"])
+    card = ModelCard(mock_hub.files("testuser/toy-card")["README.md"].decode())
+    assert card.data.tags == [*CARD_TAGS, "my-tag"] and card.data.model_name == "toy-card"
+    assert card.data.pipeline_tag == "video-classification" and card.data.base_model is None
+    assert 'AutoVideoProcessor.from_pretrained("testuser/toy-card", trust_remote_code=True)' in card.text
+    reloaded = TsfForVideoClassification.from_pretrained("testuser/toy-card")
+    reloaded.push_to_hub("toy-card-2")
+    assert ModelCard(mock_hub.files("testuser/toy-card-2")["README.md"].decode()).data.base_model == (
+        "testuser/toy-card"
+    )
+    reloaded.save_pretrained(tmp_path / "pushed", push_to_hub=True, repo_id="toy-card-3")
+    card = ModelCard(mock_hub.files("testuser/toy-card-3")["README.md"].decode())
+    assert card.data.base_model == "testuser/toy-card" and '"testuser/toy-card-3"' in card.text
+    assert (tmp_path / "pushed" / "README.md").read_text() == str(card)
+
+
+def test_push_to_hub_keeps_the_repo_card(tmp_path, mock_hub):  # noqa: F811
+    api = HfApi()
+    repo_id = api.create_repo("own-card").repo_id
+    api.upload_file(
+        path_or_fileobj=b"---\nlicense: mit\n---\n\n# My model\n", path_in_repo="README.md", repo_id=repo_id
+    )
+    tiny_classifier().push_to_hub("own-card")
+    card = ModelCard(mock_hub.files(repo_id)["README.md"].decode())
+    assert card.data.license == "mit" and card.text.strip() == "# My model"
+    assert "model.safetensors" in mock_hub.files(repo_id)

@@ -30,6 +30,7 @@ from tsf_hf.conversion import (
 # Runs in a fresh interpreter where importing tsf_hf fails, so everything must come from the repo's remote code.
 LOAD_WITHOUT_PACKAGE = textwrap.dedent(
     """
+    import os
     import sys
     sys.modules["tsf_hf"] = None  # the package is installed here: make every import of it fail
     import numpy as np
@@ -47,6 +48,8 @@ LOAD_WITHOUT_PACKAGE = textwrap.dedent(
     assert pixel_values.shape[-4:] == (4, 3, 32, 32), pixel_values.shape
     with torch.no_grad():
         torch.save(model(torch.load(video_path)).logits, logits_path)
+    model.save_pretrained("resaved")  # the remote-code copy saves as transformers does: no model card of tsf_hf
+    assert os.path.isfile("resaved/model.safetensors") and not os.path.exists("resaved/README.md")
     print("loaded", type(model).__name__, type(processor).__name__)
     """
 )

@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from huggingface_hub import CommitInfo
 from torch import nn
 from transformers import PreTrainedConfig, PreTrainedModel
 from transformers import initialization as init
@@ -322,17 +323,33 @@ class TsfPreTrainedModel(PreTrainedModel):
     _supports_flex_attn = True
     _supports_attention_backend = True
     _can_compile_fullgraph = True
+    model_card_writer = None
+    """`(model, folder, repo_id=None, token=None)`: writes the model card of a save that has none (see
+    `save_pretrained`, `_upload_modified_files`). tsf_hf installs its card builder on import; a copy of this file
+    loaded as remote code has none and keeps transformers' cards."""
 
-    def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
+    def save_pretrained(self, save_directory: str | os.PathLike, is_main_process: bool = True, *args, **kwargs) -> None:
         """As `PreTrainedModel.save_pretrained`; `auto_map` names both model classes, so `AutoModel` and
-        `AutoModelForVideoClassification` load the folder with `trust_remote_code=True` where tsf_hf is absent."""
+        `AutoModelForVideoClassification` load the folder with `trust_remote_code=True` where tsf_hf is absent, and
+        a folder without README.md gets a model card (`model_card_writer`)."""
         module = type(self).__module__.rsplit(".", 1)[-1]
         self.config.auto_map = {
             **(getattr(self.config, "auto_map", None) or {}),
             "AutoModel": f"{module}.TsfModel",
             "AutoModelForVideoClassification": f"{module}.TsfForVideoClassification",
         }
-        return super().save_pretrained(save_directory, *args, **kwargs)
+        super().save_pretrained(save_directory, is_main_process, *args, **kwargs)
+        writes_here = self.should_save_on_this_rank(is_main_process) and os.path.isdir(save_directory)
+        if self.model_card_writer is not None and writes_here:
+            self.model_card_writer(self, save_directory)
+
+    def _upload_modified_files(self, working_dir: str | os.PathLike, repo_id: str, *args, **kwargs) -> CommitInfo:
+        """As `PushToHubMixin._upload_modified_files`, the upload step of `push_to_hub` and of
+        `save_pretrained(push_to_hub=True)`, after `model_card_writer` replaced transformers' blank template card
+        when the repo has no card of its own."""
+        if self.model_card_writer is not None:
+            self.model_card_writer(self, working_dir, repo_id, kwargs.get("token"))
+        return super()._upload_modified_files(working_dir, repo_id, *args, **kwargs)
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args: Any, **kwargs: Any) -> Any:

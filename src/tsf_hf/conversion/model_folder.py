@@ -1,6 +1,5 @@
 """The folder a conversion writes: processors of the checkpoint's protocol, model card, remote code, Hub upload."""
 
-import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -10,6 +9,14 @@ from typing import TYPE_CHECKING
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from ..configuration_tsf import TsfConfig
+from ..model_cards import (
+    ABOUT_TIMESFORMER,
+    CARD_TAGS,
+    PAPER_URL,
+    architecture_line,
+    card_from_parts,
+    usage_and_citation,
+)
 from ..modeling_tsf import TsfForVideoClassification
 from .checkpoint_io import resolve_file
 from .output_folder import atomic_output_dir, check_output_dir
@@ -22,8 +29,6 @@ if TYPE_CHECKING:
     from ..video_processing_tsf import TsfVideoProcessor
 
 
-CARD_TAGS = ["tsf_hf", "timesformer", "video-classification"]
-PAPER_URL = "https://arxiv.org/abs/2102.05095"
 RELEASED_WEIGHTS_LICENSE = "cc-by-nc-4.0"
 """The licence of the weights the TimeSformer authors released."""
 
@@ -116,7 +121,6 @@ def model_card(
     model-index results. The text gives the source, dataset and protocol, the verification result and a usage
     example naming `repo_id` (else `output_dir`)."""
     spec = DATASETS.get(dataset) if dataset else None
-    height, width = config.image_height_width
     model_name = model_name or f"TimeSformer {_variant_name(config)}" + (f", {spec.name}" if spec else "")
     trained_spec = spec if trained_on_dataset else None
     results = _paper_results(trained_spec, config) if trained_spec else []
@@ -134,14 +138,10 @@ def model_card(
     lines = [
         f"# {model_name}",
         "",
-        "TimeSformer (Bertasius, Wang and Torresani, *Is Space-Time Attention All You Need for Video Understanding?*, "
-        f"ICML 2021, [arXiv:2102.05095]({PAPER_URL})) as a Hugging Face Transformers model "
-        "(`tsf_hf`, loadable with `trust_remote_code=True`).",
+        ABOUT_TIMESFORMER,
         "",
         f"- Converted from: {source}",
-        f"- Architecture: {config.num_hidden_layers} layers, width {config.hidden_size}, "
-        f"{config.num_attention_heads} heads, `{config.attention_type}` attention, {config.num_frames} frames of "
-        f"{height}x{width}, patch {config.patch_size}, {config.num_labels} classes.",
+        architecture_line(config),
     ]
     if spec is not None and trained_on_dataset:
         lines.append(f"- Dataset: [{spec.name}]({spec.url})")
@@ -159,8 +159,8 @@ def model_card(
     if verification:
         lines.append(f"- Verification: {verification}")
     lines += ["", "## License", "", _license_text(license)]
-    lines += _usage_and_citation(name)
-    return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines))
+    lines += usage_and_citation(name)
+    return card_from_parts(data, lines)
 
 
 def _preprocessing_lines(video_processor: "TsfVideoProcessor") -> list[str]:
@@ -190,37 +190,6 @@ def _license_text(license: str | None) -> str:
     if license is not None:
         return f"The weights are distributed under the `{license}` licence of their source."
     return "No licence was given: the weights keep the licence of the weights they were converted from."
-
-
-def _usage_and_citation(name: str) -> list[str]:
-    return [
-        "",
-        "## Usage",
-        "",
-        "```python",
-        "import torch",
-        "from transformers import AutoModelForVideoClassification, AutoVideoProcessor",
-        "",
-        f"processor = AutoVideoProcessor.from_pretrained({json.dumps(name)}, trust_remote_code=True)",
-        f"model = AutoModelForVideoClassification.from_pretrained({json.dumps(name)}, trust_remote_code=True).eval()",
-        'inputs = processor("video.mp4", return_tensors="pt")',
-        "with torch.no_grad():",
-        "    logits = model(**inputs).logits",
-        "print(model.config.id2label[logits.argmax(-1).item()])",
-        "```",
-        "",
-        "## Citation",
-        "",
-        "```bibtex",
-        "@inproceedings{bertasius2021space,",
-        "  title = {Is Space-Time Attention All You Need for Video Understanding?},",
-        "  author = {Bertasius, Gedas and Wang, Heng and Torresani, Lorenzo},",
-        "  booktitle = {Proceedings of the International Conference on Machine Learning (ICML)},",
-        "  year = {2021}",
-        "}",
-        "```",
-        "",
-    ]
 
 
 def source_card_facts(model_path: str | os.PathLike, token: str | None = None) -> tuple[str | None, str | None]:
