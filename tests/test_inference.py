@@ -54,15 +54,15 @@ def test_matches_the_processor_views(model, long_video, strategy):
 
 def test_memory_is_bounded_by_one_batch(model, long_video, monkeypatch, capsys):
     calls = []
-    get_frames = PyAVReader.get_frames
+    get_frame_list = PyAVReader.get_frame_list
 
-    def counting_get_frames(self, indices):
+    def counting_get_frame_list(self, indices):
         decoded_before = self.num_decoded_frames
-        frames = get_frames(self, indices)
+        frames = get_frame_list(self, indices)
         calls.append((len(frames), self.num_decoded_frames - decoded_before))
         return frames
 
-    monkeypatch.setattr(PyAVReader, "get_frames", counting_get_frames)
+    monkeypatch.setattr(PyAVReader, "get_frame_list", counting_get_frame_list)
     video_processor = processor(sampling_strategy="dense", sampling_rate=2, video_backend="pyav")
     prediction = classify_long_video(model, video_processor, str(long_video), num_clips=6, clips_per_batch=2)
     assert prediction.logits.shape == (3,)

@@ -58,6 +58,11 @@ class VideoReader:
         """Frames at `indices` (any order, repeats allowed) as a `(len(indices), 3, H, W)` tensor."""
         raise NotImplementedError
 
+    def get_frame_list(self, indices: Sequence[int]) -> list[torch.Tensor]:
+        """The frames of `get_frames` as a list of `(3, H, W)` tensors, not stacked (a decoder hands out each frame's
+        own array, which stacking would copy)."""
+        return list(self.get_frames(indices))
+
     @property
     def frame_size(self) -> tuple[int, int]:
         """(height, width) of the frames."""
@@ -322,6 +327,15 @@ class PyAVReader(VideoReader):
         return self._last_rgb
 
     def get_frames(self, indices: Sequence[int]) -> torch.Tensor:
+        return torch.from_numpy(np.stack(self._rgb_arrays(indices))).permute(0, 3, 1, 2)
+
+    def get_frame_list(self, indices: Sequence[int]) -> list[torch.Tensor]:
+        # a turned frame is a view with negative strides, which torch cannot hold
+        arrays = [array if min(array.strides) > 0 else array.copy() for array in self._rgb_arrays(indices)]
+        return [torch.from_numpy(array).permute(2, 0, 1) for array in arrays]
+
+    def _rgb_arrays(self, indices: Sequence[int]) -> list[np.ndarray]:
+        """`(H, W, 3)` uint8 arrays of the frames at `indices` (a frame wanted twice is one array)."""
         found: dict[int, np.ndarray] = {}
         for target in sorted({int(index) for index in indices}):
             last = self._last
@@ -345,7 +359,7 @@ class PyAVReader(VideoReader):
                     "stands in for the missing ones"
                 )
             found[target] = self._rgb_of_last()
-        return torch.from_numpy(np.stack([found[int(index)] for index in indices])).permute(0, 3, 1, 2)
+        return [found[int(index)] for index in indices]
 
     def close(self) -> None:
         self._container.close()

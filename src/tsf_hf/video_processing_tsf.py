@@ -26,6 +26,7 @@ The original evaluation protocol:
 import difflib
 import math
 import numbers
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -54,6 +55,7 @@ from .video_sampling_tsf import CLIP_ALIGNMENTS, SAMPLING_STRATEGIES, sample_cli
 from .video_transforms_tsf import (
     INTERPOLATION_MODES,
     resized_crops,
+    resized_views,
     short_side_resize,
     short_side_resized_size,
     spatial_crop_offsets,
@@ -132,6 +134,11 @@ def check_frame_values(frames: torch.Tensor, reader: VideoReader, settings: dict
             "(it divides by that); frames already normalised (e.g. to [-1, 1]) need do_rescale=False and do_normalize "
             "set to match"
         )
+
+
+def _stacked(frames: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
+    """Frames as one `(T, C, H, W)` tensor."""
+    return frames if isinstance(frames, torch.Tensor) else torch.stack(list(frames))
 
 
 class TsfProcessingMixin:
@@ -275,43 +282,66 @@ class TsfProcessingMixin:
                 kind = "finite numbers" if key == "image_mean" else "finite numbers above 0 (it divides)"
                 raise ValueError(f"{type(self).__name__}: {key} must hold {kind}, got {values!r}")
 
-    def transform_clip(self, frames: torch.Tensor, settings: dict[str, Any] | None = None) -> torch.Tensor:
-        """Spatial views of one clip: `(T, C, H, W)` frames (0-255) to `(S, T, C, h, w)` normalised views,
-        S = `num_spatial_crops` (1 in training: a random short side, random crop and optional flip)."""
+    def transform_clip(
+        self, frames: torch.Tensor | Sequence[torch.Tensor], settings: dict[str, Any] | None = None
+    ) -> torch.Tensor:
+        """Spatial views of one clip: `(T, C, H, W)` frames (0-255; or a sequence of `(C, H, W)` frames) to
+        `(S, T, C, h, w)` normalised views, S = `num_spatial_crops` (1 in training: a random short side, random crop
+        and optional flip). The value transforms (float, channel order, rescaling) apply only to the pixels the views
+        need."""
         settings = settings if settings is not None else self.resolve_settings()
         generator, train = settings["generator"], settings["train"]
-        frames = frames.float()
-        if settings["channel_order"] == "bgr":
-            frames = frames.flip(1)
-        if settings["do_rescale"]:
-            frames = frames * settings["rescale_factor"]
         short_side = None
         if settings["do_resize"]:
             short_side = settings["size"].shortest_edge
             if train:
                 low, high = settings["train_short_side_range"]
                 short_side = int(torch.randint(low, high + 1, (), generator=generator))
+            if min(frames[0].shape[-2:]) == short_side:
+                short_side = None
         mode = INTERPOLATION_MODES[settings["resample"]]
         if settings["do_center_crop"]:
             views = self._crop_views(frames, short_side, mode, settings)
+        elif short_side is None:
+            views = self._scaled_values(_stacked(frames), settings)[None]
         else:
-            views = (frames if short_side is None else short_side_resize(frames, short_side, mode))[None]
+            size = short_side_resized_size(*frames[0].shape[-2:], short_side)
+            views = resized_views(frames, size, [(0, 0)], size, mode, self._value_writer(settings))
         if train and settings["train_flip"] and bool(torch.rand((), generator=generator) < 0.5):
             views = views.flip(-1)
         if settings["do_normalize"]:
             mean, std = self._channel_statistics(settings, views)
-            views = (views - mean) / std
+            views = views.sub_(mean).div_(std)  # in place: the views are this call's own tensor
         return views
 
+    def _scaled_values(self, frames: torch.Tensor, settings: dict[str, Any]) -> torch.Tensor:
+        """The float32 values of `frames` (or of any part of them) before resizing: in the settings' channel order,
+        rescaled."""
+        values = torch.empty_like(frames, dtype=torch.float32)
+        self._value_writer(settings)(frames, values)
+        return values
+
     @staticmethod
-    def _crop_views(frames: torch.Tensor, short_side: int | None, mode: str, settings: dict[str, Any]) -> torch.Tensor:
-        """The crops `(S, T, C, h, w)` of the frames resized to `short_side` (`None`: not resized): the protocol's
-        crops, or one random crop in training. Frames whose resized size dwarfs the crops (`CROP_REGION_FACTOR`) are
-        never resized whole."""
+    def _value_writer(settings: dict[str, Any]) -> Callable[[torch.Tensor, torch.Tensor], None]:
+        """`write(part, out)`: writes the values `_scaled_values` gives for `part` into the float32 tensor `out`."""
+        bgr, rescale, factor = settings["channel_order"] == "bgr", settings["do_rescale"], settings["rescale_factor"]
+
+        def write(part: torch.Tensor, out: torch.Tensor) -> None:
+            out.copy_(part.flip(-3) if bgr else part)
+            if rescale:
+                out.mul_(factor)
+
+        return write
+
+    def _crop_views(
+        self, frames: torch.Tensor | Sequence[torch.Tensor], short_side: int | None, mode: str, settings: dict[str, Any]
+    ) -> torch.Tensor:
+        """The crops `(S, T, C, h, w)` of the frames' values resized to `short_side` (`None`: not resized): the
+        protocol's crops, or one random crop in training. Frames whose resized size dwarfs the crops
+        (`CROP_REGION_FACTOR`) are never resized whole."""
         crop_height, crop_width = settings["crop_size"].height, settings["crop_size"].width
-        height, width = frames.shape[-2:]
-        resize = short_side is not None and min(height, width) != short_side
-        if resize:
+        height, width = frames[0].shape[-2:]
+        if short_side is not None:
             height, width = short_side_resized_size(height, width, short_side)
         if settings["train"]:
             if crop_height > height or crop_width > width:
@@ -321,11 +351,19 @@ class TsfProcessingMixin:
             offsets = [(top, left)]
         else:
             offsets = spatial_crop_offsets(height, width, crop_height, crop_width, settings["num_spatial_crops"])
-        if resize and height * width > CROP_REGION_FACTOR * len(offsets) * crop_height * crop_width:
-            return resized_crops(frames, (height, width), offsets, (crop_height, crop_width), mode)
-        if resize:
-            frames = short_side_resize(frames, short_side, mode)
-        return torch.stack([frames[..., top : top + crop_height, left : left + crop_width] for top, left in offsets])
+        crop_size = (crop_height, crop_width)
+        if short_side is None:
+            frames = _stacked(frames)
+            return torch.stack(
+                [
+                    self._scaled_values(frames[..., top : top + crop_height, left : left + crop_width], settings)
+                    for top, left in offsets
+                ]
+            )
+        if height * width > CROP_REGION_FACTOR * len(offsets) * crop_height * crop_width:
+            values = self._scaled_values(_stacked(frames), settings)
+            return resized_crops(values, (height, width), offsets, crop_size, mode)
+        return resized_views(frames, (height, width), offsets, crop_size, mode, self._value_writer(settings))
 
     def frames_of_views(self, views: torch.Tensor, settings: dict[str, Any] | None = None) -> torch.Tensor:
         """Undoes the value transforms of `transform_clip` (normalisation, rescaling, channel order) for display:
@@ -388,13 +426,19 @@ class TsfProcessingMixin:
 
     def read_views(self, reader: VideoReader, indices: np.ndarray, settings: dict[str, Any]) -> torch.Tensor:
         """Reads the frames at `indices` `(clips, T)` and returns their `(clips * S, T, C, h, w)` views, clip-major,
-        after checking their values (`check_frame_values`)."""
-        frames = reader.get_frames(indices.reshape(-1))
-        check_frame_values(frames, reader, settings)
-        frames = frames.reshape(indices.shape + frames.shape[1:])
+        after checking their values (`check_frame_values`). Decoded frames are never stacked into one tensor: the
+        views need one frame at a time."""
+        flat = indices.reshape(-1)
+        if reader.source_dtype == torch.uint8:  # nothing to check
+            frames = reader.get_frame_list(flat)
+        else:
+            frames = reader.get_frames(flat)
+            check_frame_values(frames, reader, settings)
         if settings["device"] is not None:
-            frames = frames.to(settings["device"])
-        return torch.cat([self.transform_clip(clip, settings) for clip in frames])
+            frames = [frame.to(settings["device"]) for frame in frames]
+        length = indices.shape[-1]
+        views = [self.transform_clip(frames[start : start + length], settings) for start in range(0, len(flat), length)]
+        return views[0] if len(views) == 1 else torch.cat(views)
 
     def _split_videos(self, videos: Any) -> list:
         """The videos of a call: one video, or a batch (list / 5-D array)."""
@@ -462,7 +506,8 @@ class TsfProcessingMixin:
                     "with do_center_crop=False all videos of a batch must have one aspect ratio"
                 )
             outputs.append(views)
-        pixel_values = torch.stack(outputs)
+        # one video needs no copy
+        pixel_values = outputs[0][None].contiguous() if len(outputs) == 1 else torch.stack(outputs)
         if pixel_values.shape[1] == 1:
             pixel_values = pixel_values[:, 0]
         data = {"pixel_values": pixel_values}

@@ -1,7 +1,9 @@
-"""Spatial geometry of the TimeSformer video processor: the original's short-side resize and crop positions, and the
-crops of a resized frame computed without resizing all of it (for extreme aspect ratios)."""
+"""Spatial geometry of the TimeSformer video processor: the original's short-side resize and crop positions, the crops
+of resized frames converted only where the crops read them, and the crops of a resized frame computed without
+resizing all of it (for extreme aspect ratios)."""
 
 import math
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -39,6 +41,55 @@ def short_side_resize(frames: torch.Tensor, short_side: int, mode: str = "biline
         return frames
     kwargs = {} if mode == "nearest" else {"align_corners": False}
     return F.interpolate(frames, size=short_side_resized_size(height, width, short_side), mode=mode, **kwargs)
+
+
+def resized_views(
+    frames: torch.Tensor | Sequence[torch.Tensor],
+    resized_size: tuple[int, int],
+    offsets: list[tuple[int, int]],
+    crop_size: tuple[int, int],
+    mode: str,
+    write_values: Callable[[torch.Tensor, torch.Tensor], None],
+) -> torch.Tensor:
+    """The `crop_size` crops at `offsets` (top, left) of `(T, C, H, W)` frames (or a sequence of `(C, H, W)` frames)
+    resized to `resized_size`, as `(len(offsets), T, C, h, w)` float32, exactly as `F.interpolate`
+    (`align_corners=False`) of the whole frames' values then cropping gives them. `write_values(part, out)` writes the
+    float32 values of a part of the frames (an elementwise transform: dtype, channel order, rescaling) into `out`.
+
+    Only the window of source pixels the crops read is converted, one frame at a time, into a frame-sized buffer that
+    is zero outside the window and that `F.interpolate` then resizes whole: the crops read exactly the pixels, with
+    exactly the weights, they would read in the fully converted frames (the zeros only reach output pixels outside
+    the crops), so the result is the same bit for bit, while memory traffic follows the window and one frame, not the
+    whole clip (converting eight 720p frames to float at once costs more than resizing them)."""
+    # F.interpolate cannot resize a part of a frame with the whole frame's weights, so the whole buffer is resized
+    channels, height, width = frames[0].shape
+    crop_height, crop_width = crop_size
+    tops, lefts = [top for top, _ in offsets], [left for _, left in offsets]
+    rows = _source_span(height, resized_size[0], min(tops), max(tops) + crop_height, mode)
+    columns = _source_span(width, resized_size[1], min(lefts), max(lefts) + crop_width, mode)
+    buffer = torch.empty_like(frames[0][None], dtype=torch.float32)  # the frames' memory format, as `.float()`
+    for outside in (buffer[..., : rows.start, :], buffer[..., rows.stop :, :]):
+        outside.zero_()
+    for outside in (buffer[..., rows, : columns.start], buffer[..., rows, columns.stop :]):
+        outside.zero_()
+    window = buffer[..., rows, columns]
+    kwargs = {} if mode == "nearest" else {"align_corners": False}
+    views = torch.empty(
+        (len(offsets), len(frames), channels, crop_height, crop_width), dtype=torch.float32, device=buffer.device
+    )
+    for index, frame in enumerate(frames):
+        write_values(frame[None, :, rows, columns], window)
+        resized = F.interpolate(buffer, size=resized_size, mode=mode, **kwargs)[0]
+        for view, (top, left) in enumerate(offsets):
+            views[view, index] = resized[:, top : top + crop_height, left : left + crop_width]
+    return views
+
+
+def _source_span(input_size: int, output_size: int, start: int, stop: int, mode: str) -> slice:
+    """The source indices `F.interpolate` reads, resizing `input_size` to `output_size`, for outputs `start` to
+    `stop - 1`, widened by one on each side (the kernel's float rounding may differ from `_interpolation_taps`')."""
+    indices, _ = _interpolation_taps(input_size, output_size, start, stop - start, mode)
+    return slice(max(int(indices.min()) - 1, 0), min(int(indices.max()) + 2, input_size))
 
 
 def resized_crops(
@@ -113,6 +164,7 @@ def spatial_crop_offsets(
 __all__ = [
     "INTERPOLATION_MODES",
     "resized_crops",
+    "resized_views",
     "short_side_resize",
     "short_side_resized_size",
     "spatial_crop_offsets",
